@@ -1,0 +1,65 @@
+"""Reading the checkpoint and control topics from the beginning into a JobTable. Compaction
+may never run (it does not on the embedded broker), so the whole history is folded by key."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from eventpipe.checkpoint.keys import marker_key
+from eventpipe.checkpoint.state import JobTable
+from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.kafka.clients import make_reader
+from eventpipe.kafka.topics import Topics
+from eventpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointReader:
+    def __init__(self, settings: Settings, table: JobTable | None = None) -> None:
+        self.table = table or JobTable()
+        topics = Topics.from_settings(settings)
+        self._checkpoints, self._control = topics.checkpoints, topics.control
+        self._consumer = make_reader(settings)
+        assignment = []
+        for topic in (self._checkpoints, self._control):
+            meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self._consumer.assign(assignment)
+        self._seen_markers: dict[bytes, int] = {}
+
+    def poll(self, timeout_s: float = 0.2, max_records: int = 5000) -> int:
+        """Fold what has arrived; returns the number of records read."""
+        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        for msg in msgs:
+            if msg.error():
+                log.warning("checkpoint read error", extra={"error": str(msg.error())})
+                continue
+            key = msg.key()
+            if msg.topic() == self._control:
+                self.table.apply_control(key, msg.value(), msg.timestamp()[1])
+            elif key is not None and key.startswith(b"marker/"):
+                self._seen_markers[key] = self._seen_markers.get(key, 0) + 1
+            else:
+                self.table.apply_checkpoint(key, msg.value())
+        return len(msgs)
+
+    def sync(self, writer: CheckpointWriter, timeout_s: float = 30.0) -> None:
+        """Read until a marker written now has come back on every partition: then everything
+        written before this call is folded. High watermarks are not trusted for this (they
+        can be wrong on some brokers)."""
+        token = writer.send_marker()
+        writer.flush()
+        key = marker_key(token)
+        deadline = time.monotonic() + timeout_s
+        while self._seen_markers.get(key, 0) < writer.partitions:
+            if time.monotonic() > deadline:
+                raise TimeoutError("checkpoint topic not caught up within the timeout")
+            self.poll(timeout_s=0.1)
+        self._seen_markers.pop(key, None)
+
+    def close(self) -> None:
+        self._consumer.close()

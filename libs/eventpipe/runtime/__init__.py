@@ -1,0 +1,1 @@
+"""The stage runner: consume, gate on control state, process, produce, commit."""

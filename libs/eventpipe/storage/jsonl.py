@@ -1,0 +1,85 @@
+"""The JSONL backend: `extracted_events_{batch_id}.jsonl`, one line per processed document.
+
+Idempotent: the ids already in a file are indexed when it is first opened, so a document
+redelivered after a crash is not appended twice. A half-written last line (a crash inside a
+write) is cut off at that moment. One sink process owns a data directory's JSONL files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from eventpipe.storage.names import safe_name
+
+log = logging.getLogger(__name__)
+
+
+def results_path(data_dir: Path, batch_id: str) -> Path:
+    return data_dir / f"extracted_events_{safe_name(batch_id)}.jsonl"
+
+
+class _OpenFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids: set[str] = set()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_and_index()
+        self.handle: IO[bytes] = path.open("ab")
+
+    def _repair_and_index(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("r+b") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                log.warning(
+                    "cut a half-written last line",
+                    extra={"path": str(self.path), "bytes": len(data) - end},
+                )
+                f.truncate(end)
+        for line in data[:end].splitlines():
+            if line.strip():
+                self.ids.add(json.loads(line)["id"])
+
+
+class JsonlStore:
+    name = "jsonl"
+
+    def __init__(self, data_dir: Path, fsync: bool = True) -> None:
+        self.data_dir = data_dir
+        self.fsync = fsync
+        self._files: dict[str, _OpenFile] = {}
+
+    def _file(self, batch_id: str) -> _OpenFile:
+        f = self._files.get(batch_id)
+        if f is None:
+            f = self._files[batch_id] = _OpenFile(results_path(self.data_dir, batch_id))
+        return f
+
+    def save_many(self, records: list[dict[str, Any]]) -> int:
+        """Append the records not yet in their files, then flush (and fsync) each file once.
+        Returns how many lines were written."""
+        touched: dict[str, _OpenFile] = {}
+        written = 0
+        for record in records:
+            f = self._file(record["batch_id"])
+            if record["id"] in f.ids:
+                continue
+            f.handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+            f.ids.add(record["id"])
+            touched[record["batch_id"]] = f
+            written += 1
+        for f in touched.values():
+            f.handle.flush()
+            if self.fsync:
+                os.fsync(f.handle.fileno())
+        return written
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.handle.close()
+        self._files.clear()

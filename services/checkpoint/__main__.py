@@ -1,0 +1,3 @@
+from services.checkpoint.service import main
+
+main()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from eventpipe.checkpoint.files import atomic_write_json, checkpoint_path
+from eventpipe.checkpoint.reader import CheckpointReader
+from eventpipe.checkpoint.state import JobState
+from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.kafka.clients import make_producer
+from eventpipe.models import JobStatus, StatusRecord, utc_now
+from eventpipe.runtime.loop import ready_file
+from eventpipe.runtime.service import main_for
+from eventpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Materializer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reader = CheckpointReader(settings)
+        self.writer = CheckpointWriter(settings, make_producer(settings))
+        self.stop_event = threading.Event()
+        self._last_status: dict[str, JobStatus] = {}
+
+    def _complete_if_done(self, state: JobState) -> None:
+        table = self.reader.table
+        if state.all_done and table.status(state) is JobStatus.RUNNING:
+            # Recorded on the topic, not only in the file, so every reader agrees.
+            record = StatusRecord(job_id=state.job_id, status=JobStatus.COMPLETED, at=utc_now())
+            self.writer.send(record)
+            self.writer.flush()
+            table.apply_record(record)
+
+    def flush_files(self) -> int:
+        table = self.reader.table
+        dirty, table.dirty = table.dirty, set()
+        for job_id in dirty:
+            state = table.jobs.get(job_id)
+            if state is None:
+                continue
+            try:
+                path = checkpoint_path(self.settings.checkpoint_dir, job_id)
+            except ValueError as exc:
+                log.warning("no checkpoint file for this job", extra={"job_id": job_id[:200],
+                                                                      "reason": str(exc)})
+                continue
+            self._complete_if_done(state)
+            started = time.perf_counter()
+            data = table.to_checkpoint(state)
+            atomic_write_json(path, data, fsync=self.settings.fsync)
+            status = JobStatus(data["status"])
+            if self._last_status.get(job_id) is not status:
+                self._last_status[job_id] = status
+                log.info("job status", extra={"job_id": job_id, "status": status.value,
+                                              "processed": data["processed_documents"],
+                                              "failed": data["failed_documents"]})
+            log.debug("checkpoint written", extra={
+                "job_id": job_id, "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return len(dirty)
+
+    def run(self) -> None:
+        def stop(_signum: int, _frame: object) -> None:
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        ready = ready_file(self.settings.data_dir, "checkpoint")
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.touch()
+        next_flush = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                self.reader.poll(timeout_s=0.1)
+                if time.monotonic() >= next_flush:
+                    self.flush_files()
+                    next_flush = time.monotonic() + self.settings.checkpoint_flush_interval_s
+            self.flush_files()
+        finally:
+            self.reader.close()
+            ready.unlink(missing_ok=True)
+
+
+def run(settings: Settings) -> None:
+    Materializer(settings).run()
+
+
+main = main_for("checkpoint", run)

@@ -1,0 +1,1 @@
+"""DP stage: dependency parse, subject-action-object triplets, sentence spans."""

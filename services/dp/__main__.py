@@ -1,0 +1,3 @@
+from services.dp.service import main
+
+main()

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from spacy.language import Language
+
+from eventpipe.kafka.topics import Topics
+from eventpipe.models import DocumentMessage, Stage
+from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
+from eventpipe.nlp.model import load_pipeline, parse_only
+from eventpipe.nlp.triplets import triplets_from_doc
+from eventpipe.runtime.service import main_for
+from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
+from eventpipe.settings import Settings
+
+
+def make_process(nlp: Language) -> ProcessBatch:
+    disabled = parse_only(nlp)
+
+    def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
+        parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
+        out: list[StageResult] = []
+        for doc, sp in zip(docs, parsed, strict=True):
+            # The NER stage ran without sentence boundaries; this makes its entities equal
+            # to the full pipeline's (re-running NER only where an entity crosses one).
+            doc.entities = fix_cross_sentence_entities(nlp, sp, doc.entities)
+            doc.sentences = sentences_from_doc(sp)
+            doc.triplets = triplets_from_doc(sp)
+            out.append(doc)
+        return out
+
+    return process
+
+
+def run(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    process = make_process(load_pipeline(settings.spacy_model))
+    StageRunner(settings, Stage.DP, topics.ner, topics.dp, process).run()
+
+
+main = main_for("dp", run)

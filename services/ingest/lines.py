@@ -1,0 +1,70 @@
+"""Validating one JSONL line into a document, or into the reason it is not one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eventpipe.models import check_id
+
+
+@dataclass(frozen=True)
+class ValidLine:
+    doc_id: str
+    text: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InvalidLine:
+    doc_id: str
+    reason: str
+
+
+def line_doc_id(line_no: int) -> str:
+    """The id a line gets when it has no usable id of its own."""
+    return f"line-{line_no}"
+
+
+def parse_line(raw: bytes, line_no: int, max_text_bytes: int) -> ValidLine | InvalidLine:
+    fallback = line_doc_id(line_no)
+    try:
+        text_line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InvalidLine(fallback, f"line {line_no} is not valid UTF-8 (byte {exc.start})")
+    try:
+        data = json.loads(text_line)
+    except json.JSONDecodeError as exc:
+        return InvalidLine(fallback, f"line {line_no} is not valid JSON: {exc.msg} "
+                           f"at column {exc.colno}")
+    if not isinstance(data, dict):
+        return InvalidLine(fallback, f"line {line_no} is a JSON {type(data).__name__}, "
+                           "not an object with `id` and `text`")
+    raw_id = data.get("id")
+    if raw_id is None:
+        return InvalidLine(fallback, f"line {line_no} has no `id`")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return InvalidLine(fallback, f"line {line_no}: `id` must be a string or an integer")
+    try:
+        doc_id = check_id(str(raw_id), "`id`")
+    except ValueError as exc:
+        return InvalidLine(fallback, f"line {line_no}: {exc}")
+    text = data.get("text")
+    if text is None:
+        return InvalidLine(doc_id, f"line {line_no} has no `text`")
+    if not isinstance(text, str):
+        return InvalidLine(doc_id, f"line {line_no}: `text` must be a string, "
+                           f"not {type(text).__name__}")
+    if not text.strip():
+        return InvalidLine(doc_id, f"line {line_no}: `text` is empty")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return InvalidLine(doc_id, f"line {line_no} contains an unpaired surrogate escape")
+    size = len(text.encode("utf-8"))
+    if size > max_text_bytes:
+        return InvalidLine(doc_id, f"line {line_no}: `text` is {size} bytes; the limit is "
+                           f"{max_text_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
+    meta = {k: v for k, v in data.items() if k not in ("id", "text")}
+    return ValidLine(doc_id, text, meta)

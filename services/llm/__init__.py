@@ -1,0 +1,1 @@
+"""Events stage ("LLM" stage): events from entities and triplets, through a pluggable backend."""

@@ -1,0 +1,3 @@
+from services.llm.service import main
+
+main()

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eventpipe.kafka.topics import Topics
+from eventpipe.models import DocumentMessage, Stage
+from eventpipe.nlp.events import EventBackend, EventInput, get_backend
+from eventpipe.runtime.service import main_for
+from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
+from eventpipe.settings import Settings
+
+
+def make_process(backend: EventBackend) -> ProcessBatch:
+    def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
+        inputs = [EventInput(d.text, d.entities, d.triplets, d.sentences) for d in docs]
+        out: list[StageResult] = []
+        for doc, events in zip(docs, backend.extract_batch(inputs), strict=True):
+            doc.events = events
+            out.append(doc)
+        return out
+
+    return process
+
+
+def run(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    process = make_process(get_backend(settings.llm_backend))
+    StageRunner(settings, Stage.LLM, topics.dp, topics.events, process).run()
+
+
+main = main_for("llm", run)

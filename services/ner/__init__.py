@@ -1,0 +1,1 @@
+"""NER stage: named entities with spaCy's `ner` component alone."""

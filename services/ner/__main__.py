@@ -1,0 +1,3 @@
+from services.ner.service import main
+
+main()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from spacy.language import Language
+
+from eventpipe.kafka.topics import Topics
+from eventpipe.models import DocumentMessage, Stage
+from eventpipe.nlp.entities import entities_from_doc
+from eventpipe.nlp.model import load_pipeline, ner_only
+from eventpipe.runtime.service import main_for
+from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
+from eventpipe.settings import Settings
+
+
+def make_process(nlp: Language) -> ProcessBatch:
+    disabled = ner_only(nlp)
+
+    def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
+        parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
+        out: list[StageResult] = []
+        for doc, sp in zip(docs, parsed, strict=True):
+            doc.entities = entities_from_doc(sp)
+            out.append(doc)
+        return out
+
+    return process
+
+
+def run(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    process = make_process(load_pipeline(settings.spacy_model))
+    StageRunner(settings, Stage.NER, topics.docs, topics.ner, process).run()
+
+
+main = main_for("ner", run)

@@ -37,7 +37,9 @@ def parse_control(value: bytes | None) -> ControlMessage:
     try:
         return ControlMessage.model_validate(data)
     except ValidationError as exc:
-        raise InvalidControlMessage(f"invalid control message: {exc.errors()[0]['msg']}") from exc
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"]) or "message"
+        raise InvalidControlMessage(f"invalid control message: {field}: {err['msg']}") from exc
 
 
 def encode_control(command: ControlCommand, job_id: str) -> bytes:

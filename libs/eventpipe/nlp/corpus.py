@@ -1,0 +1,748 @@
+"""A deterministic generator of news-like documents, for examples, tests and benchmarks.
+
+Each document follows one topic (a takeover, a state visit, an arrest, a storm...). A
+document draws its cast once (people, companies, places, dates, amounts) and then renders a
+lead sentence and several follow-ups of that topic, so names recur across sentences the way
+they do in news copy: full name on first mention, surname afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+MIN_SENTENCES = 3
+MAX_SENTENCES = 8
+MIN_WORDS = 80
+MAX_WORDS = 150
+
+# --- fillers -------------------------------------------------------------------------------
+
+
+def _split(words: str) -> tuple[str, ...]:
+    return tuple(words.split())
+
+
+FEMALE_NAMES = _split(
+    "Maria Sarah Aisha Ingrid Yuki Elena Priya Fatima Claire Sofia Hannah Amara Lucia Ana "
+    "Mei Katarzyna Grace Leila Nadia Chloe Isabel Zainab Emma Olga Rosa Beatriz Ifeoma "
+    "Saanvi Astrid"
+)
+MALE_NAMES = _split(
+    "James Daniel Rafael Tomasz Kenji Oluwaseun Marco Lars Ahmed Pierre Mateo Viktor Samuel "
+    "Arjun Hiroshi Diego Felix Emeka Jonas Omar Andrei Liam Carlos Nikolai Wei Kwame Tobias"
+)
+SURNAMES = _split(
+    "Alvarez Brennan Castellano Dubois Eriksen Fischer Gallagher Haddad Jansen Kowalski "
+    "Lindqvist Moreau Nakamura Okafor Quintero Rahman Schneider Tanaka Varga Whitfield "
+    "Yilmaz Zhang Mensah Ortega Bianchi Novak Hughes Kapoor Adeyemi Sorensen Takahashi "
+    "Marchetti O'Brien Delgado Kim Nguyen Hartmann Costa Ferreira Kruger Lambert Morales "
+    "Patel Reyes Silva Walsh Osei Andersson Barros Horvat Molina Fernandes Iyer Kaminski "
+    "Lucas"
+)
+COMPANY_STEMS = _split(
+    "Norvale Brightwater Kestrel Halcyon Meridian Ironbridge Bluefin Castor Silverline "
+    "Greenfield Northstar Redwood Aldgate Vantage Orion Summit Crestview Harbor Lumen "
+    "Pinecrest Stellar Tidewater Westbrook Zenith Ashford Copperleaf Falcon Granite "
+    "Highmark Solano Verity Arden Corvid Helix Marlow Quayside"
+)
+# (suffix, how the press describes such a firm, what it sells)
+COMPANY_KINDS = (
+    ("Systems", "software maker", "accounting software"),
+    ("Energy", "energy group", "wind turbines"),
+    ("Pharmaceuticals", "drugmaker", "generic medicines"),
+    ("Logistics", "logistics firm", "delivery services"),
+    ("Capital", "investment firm", "investment funds"),
+    ("Foods", "food producer", "frozen meals"),
+    ("Motors", "carmaker", "electric cars"),
+    ("Networks", "telecom operator", "mobile data plans"),
+    ("Robotics", "robotics company", "warehouse robots"),
+    ("Bank", "lender", "mortgages"),
+    ("Airways", "airline", "regional flights"),
+    ("Materials", "chemicals maker", "industrial coatings"),
+    ("Analytics", "data company", "analytics tools"),
+    ("Semiconductors", "chipmaker", "memory chips"),
+    ("Insurance", "insurer", "car insurance"),
+    ("Retail", "department store chain", "household goods"),
+)
+NEW_PRODUCTS = (
+    "a budget smartphone",
+    "an electric delivery van",
+    "a home battery system",
+    "a subscription streaming service",
+    "a low-cost laptop for schools",
+    "a hydrogen-powered bus",
+    "a smart thermostat",
+    "a payment app for small businesses",
+    "a compact electric scooter",
+    "a cloud security service",
+)
+# (city, country); countries that take an article carry it.
+PLACES = (
+    ("Lisbon", "Portugal"),
+    ("Porto", "Portugal"),
+    ("Madrid", "Spain"),
+    ("Valencia", "Spain"),
+    ("Berlin", "Germany"),
+    ("Munich", "Germany"),
+    ("Paris", "France"),
+    ("Lyon", "France"),
+    ("Rome", "Italy"),
+    ("Milan", "Italy"),
+    ("Warsaw", "Poland"),
+    ("Krakow", "Poland"),
+    ("Vienna", "Austria"),
+    ("Prague", "the Czech Republic"),
+    ("Stockholm", "Sweden"),
+    ("Oslo", "Norway"),
+    ("Helsinki", "Finland"),
+    ("Dublin", "Ireland"),
+    ("London", "Britain"),
+    ("Manchester", "Britain"),
+    ("Amsterdam", "the Netherlands"),
+    ("Rotterdam", "the Netherlands"),
+    ("Brussels", "Belgium"),
+    ("Athens", "Greece"),
+    ("Istanbul", "Turkey"),
+    ("Cairo", "Egypt"),
+    ("Nairobi", "Kenya"),
+    ("Lagos", "Nigeria"),
+    ("Accra", "Ghana"),
+    ("Johannesburg", "South Africa"),
+    ("Mumbai", "India"),
+    ("Chennai", "India"),
+    ("Jakarta", "Indonesia"),
+    ("Manila", "the Philippines"),
+    ("Seoul", "South Korea"),
+    ("Busan", "South Korea"),
+    ("Tokyo", "Japan"),
+    ("Osaka", "Japan"),
+    ("Sydney", "Australia"),
+    ("Melbourne", "Australia"),
+    ("Toronto", "Canada"),
+    ("Vancouver", "Canada"),
+    ("Chicago", "the United States"),
+    ("Houston", "the United States"),
+    ("Boston", "the United States"),
+    ("Mexico City", "Mexico"),
+    ("Bogota", "Colombia"),
+    ("Lima", "Peru"),
+    ("Santiago", "Chile"),
+    ("Buenos Aires", "Argentina"),
+    ("Sao Paulo", "Brazil"),
+    ("Hanoi", "Vietnam"),
+    ("Bangkok", "Thailand"),
+    ("Dubai", "the United Arab Emirates"),
+)
+MINISTER_ROLES = (
+    "foreign minister",
+    "trade minister",
+    "economy minister",
+    "prime minister",
+    "defence minister",
+    "energy minister",
+)
+HOST_TITLES = ("President", "Prime Minister", "Chancellor", "Foreign Minister")
+REGIONAL_TITLES = ("Governor", "Regional President", "Prime Minister", "Interior Minister")
+PARTIES = (
+    "Social Democratic Alliance",
+    "National Renewal Party",
+    "Green Forum",
+    "Liberal Union",
+    "People's Movement",
+    "Democratic Centre",
+    "Civic Platform for Change",
+    "Labour Coalition",
+)
+TEAM_NICKNAMES = _split(
+    "Rovers United Mariners Comets Wolves Lions Rangers Athletic Harriers Falcons Wanderers"
+)
+STORM_NAMES = _split(
+    "Ambrose Brenna Corwin Delphine Evander Fenna Gideon Hollis Isolde Jareth Katrin Leopold"
+)
+CRIMES = (
+    "fraud",
+    "money laundering",
+    "armed robbery",
+    "bribery",
+    "tax evasion",
+    "drug trafficking",
+    "embezzlement",
+    "insider trading",
+)
+MINISTRIES = (
+    "finance ministry",
+    "health ministry",
+    "transport ministry",
+    "interior ministry",
+    "education ministry",
+)
+QUARTERS = ("first quarter", "second quarter", "third quarter", "fourth quarter")
+NUMBER_WORDS = _split("two three four five six seven eight nine eleven twelve")
+MONTHS = _split(
+    "January February March April May June July August September October November December"
+)
+
+# --- templates -----------------------------------------------------------------------------
+# Every topic has leads (one opens the document) and follow-ups (drawn without repeats).
+# Slots: p1..p4 are people (p1_last: surname after the first mention, p1_he / p1_his:
+# pronouns), co1..co3 companies, city/country (where it happens), city2/country2 (a second
+# country), city3 (anywhere), on_day ("on Tuesday"), day2 (a later weekday), and amounts.
+
+
+@dataclass(frozen=True)
+class Topic:
+    leads: tuple[str, ...]
+    follow_ups: tuple[str, ...]
+
+
+TOPICS: dict[str, Topic] = {
+    "acquisition": Topic(
+        leads=(
+            "{co1}, the {co1_sector} based in {city}, has agreed to buy {co2} for {money1}, "
+            "the companies said {on_day}.",
+            "{co1} said {on_day} it would acquire its smaller rival {co2} in a deal worth "
+            "{money1}.",
+            "Shareholders of {co2} approved a {money1} takeover by {co1} {on_day}, clearing "
+            "the way for one of the largest deals in the industry this year.",
+            "{co2} was acquired by {co1} for {money1} in cash and shares, ending months of "
+            "speculation about the future of the {co2_sector}.",
+        ),
+        follow_ups=(
+            "The deal is expected to close in the {quarter} of {year}, subject to approval by "
+            "regulators in {country} and {country2}.",
+            "{p1}, the chief executive of {co1}, said the purchase would give the company "
+            "access to new customers in {country2}.",
+            '"This is a rare chance to combine two businesses that fit together naturally," '
+            "{p1_last} told reporters in {city}.",
+            "Analysts at {co3} said the price represented a premium of about {pct1} over the "
+            "last closing price of {co2}.",
+            "{co2} employs roughly {jobs} people, most of them at sites near {city2}.",
+            "The competition authority in {country} has not yet said whether it will open an "
+            "in-depth review.",
+            "Shares of {co1} fell {pct2} in morning trading, while {co2} jumped {pct1}.",
+            "{co1} will finance the acquisition with cash on hand and new debt, according to "
+            "a regulatory filing.",
+            "The company did not disclose how many jobs would be cut after the merger.",
+            "{p2}, who founded {co2} in {founded}, will stay on as an adviser for at least two "
+            "years.",
+            "Earlier this year, {co1} sold its consumer unit to {co3} for {money_m}.",
+        ),
+    ),
+    "visit": Topic(
+        leads=(
+            "{minister_title} {p1} of {country2} arrived in {city} {on_day} for a two-day "
+            "visit aimed at strengthening trade ties with {country}.",
+            "{p1}, the {minister_role} of {country2}, visited {city} and met {host_title} "
+            "{p2} to discuss energy and security.",
+            "{host_title} {p2} hosted a delegation from {country2} in {city} {on_day}, the "
+            "first such visit in nearly a decade.",
+        ),
+        follow_ups=(
+            "The two sides signed agreements on transport, education and renewable energy, "
+            "officials said.",
+            "{p1_last} also met business leaders and toured a port on the outskirts of {city}.",
+            '"We have agreed to work much more closely on energy," {p1_last} said at a joint '
+            "news conference.",
+            "The talks did not produce a breakthrough on a long-running dispute over fishing "
+            "rights, diplomats said.",
+            "Protesters gathered outside the foreign ministry during the meeting but were kept "
+            "back by police.",
+            "{p2_last} is expected to make a return visit to {city2} in {month_next}.",
+            "Trade between {country} and {country2} reached {money1} last year, according to "
+            "government figures.",
+            "The visit had been postponed twice because of scheduling conflicts.",
+            "{p1_last} left for {city3} on {day2}, where {p1_he} will attend a regional summit.",
+            "Officials from both countries described the atmosphere as warm and constructive.",
+        ),
+    ),
+    "arrest": Topic(
+        leads=(
+            "Police in {city} arrested {num_word} people {on_day} in connection with a series "
+            "of burglaries targeting jewellery shops.",
+            "A {age}-year-old man was arrested by police in {city} on suspicion of {crime}, "
+            "officials said {on_day}.",
+            "Detectives in {city} detained {p3}, a former manager at {co1}, as part of an "
+            "investigation into {crime}.",
+        ),
+        follow_ups=(
+            "A suspect was charged with {crime} and is due to appear before a judge on {day2}.",
+            "A police spokesperson, {p2}, said officers had seized cash, laptops and several "
+            "mobile phones during the raids.",
+            '"We believe the group operated across several regions," {p2_last} told reporters.',
+            "Nobody was injured during the arrests.",
+            "Prosecutors did not say how much money was involved.",
+            "The investigation began in {month_past} after a tip from a bank employee.",
+            "{co1} said it was cooperating fully with the authorities.",
+            "If convicted, those charged face up to {years} years in prison.",
+            "Two other people were questioned and later released without charge.",
+            "Officers searched {num_word} properties in {city} and {city_near} early in the "
+            "morning.",
+        ),
+    ),
+    "agreement": Topic(
+        leads=(
+            "{country} and {country2} signed an agreement {on_day} to build a {km} km pipeline "
+            "linking their gas networks.",
+            "The governments of {country} and {country2} agreed to cut tariffs on farm goods "
+            "under a deal signed in {city}.",
+            "The parliament of {country} approved a defence cooperation treaty with {country2} "
+            "by {votes_for} votes to {votes_against}.",
+        ),
+        follow_ups=(
+            "The agreement was signed by {p1} and {p2}, the foreign ministers of the two "
+            "countries.",
+            "Under the deal, {country2} will supply up to {num_word} million tonnes of grain a "
+            "year.",
+            "Opposition lawmakers criticized the terms and said the agreement had been "
+            "negotiated in secret.",
+            "The treaty must still be ratified by the parliament of {country2}.",
+            "Officials said construction could begin as early as {month_future}.",
+            "Neighbouring governments welcomed the agreement in brief statements.",
+            '{p1_last} called the deal "a practical step" that would lower prices for consumers.',
+            "Negotiations had stalled in {year_prev} over the question of who would pay for "
+            "maintenance.",
+            "Business groups in {city2} said the accord would make exports cheaper and faster.",
+        ),
+    ),
+    "storm": Topic(
+        leads=(
+            "{storm} swept across the region around {city} early {on_day}, bringing winds of "
+            "up to {kmh} km/h and heavy rain.",
+            "At least {dead} people were killed and hundreds more were evacuated after floods "
+            "swept through towns around {city}.",
+            "Heavy snow cut power to more than {homes} homes in and around {city} {on_day}.",
+        ),
+        follow_ups=(
+            "Rescue teams were searching for {num_word} people who remain missing, the civil "
+            "protection agency said.",
+            "Schools and the main airport were closed, and several flights to {city2} were "
+            "cancelled.",
+            "The storm damaged roads, bridges and hundreds of houses across the region.",
+            '"The water rose faster than anyone expected," said {p1}, a shop owner in the old '
+            "town.",
+            "{regional_title} {p2} declared a state of emergency in the region and promised "
+            "financial help for families.",
+            "Forecasters warned that more rain was expected over the weekend.",
+            "Electricity had not been restored in several districts by {day2} evening.",
+            "The government sent soldiers and helicopters to help with the evacuation.",
+            "Insurers estimated the damage at around {money_m}.",
+        ),
+    ),
+    "election": Topic(
+        leads=(
+            "Voters in {country} elected {p1} as president {on_day}, giving the {party1} its "
+            "first victory in more than a decade.",
+            "{p1} of the {party1} won the mayoral election in {city} with {pct_vote} of the "
+            "vote, official results showed.",
+            "The {party1}, led by {p1}, is projected to win the most seats in the "
+            "parliamentary election in {country}, according to an exit poll.",
+        ),
+        follow_ups=(
+            "Turnout was {pct_turnout}, slightly higher than at the last election in {year_prev}.",
+            "{p2}, the candidate of the {party2}, conceded defeat and congratulated {p1_last} "
+            "on {p1_his} victory.",
+            "{p1_last} promised to lower energy bills and to build {homes} new homes within "
+            "four years.",
+            "The {party2} did not accept the result and said it would ask for a recount in "
+            "several districts.",
+            "Election observers said the vote was largely peaceful, although some polling "
+            "stations opened late.",
+            "Coalition talks are expected to begin next week.",
+            '"Tonight voters chose change," {p1_last} told cheering supporters in {city}.',
+            "Final results will be published by the electoral commission on {day2}.",
+            "Campaigning was dominated by rising prices and a shortage of affordable housing.",
+        ),
+    ),
+    "sports": Topic(
+        leads=(
+            "{team1} beat {team2} {score} {on_day} to move to the top of the league table.",
+            "{team2} were beaten {score} by {team1} in the cup semi-final in {city}.",
+            "{p1} scored twice as {team1} came from behind to defeat {team2} {score}.",
+        ),
+        follow_ups=(
+            "{p1} opened the scoring in the {minute}th minute with a header from a corner.",
+            "{team2} had a goal disallowed for offside shortly before half-time.",
+            '"We did not play well in the first half, but the players showed real '
+            'character," said {team1} coach {p2}.',
+            "The match was watched by a crowd of {crowd} at the stadium in {city}.",
+            "{team2} have now lost {num_small} of their last five matches.",
+            "{team1} will face {team3} in the final in {month_next}.",
+            "Defender {p3} was sent off after a second yellow card.",
+            "{team2} coach {p4} refused to criticize the referee after the game.",
+            "The win was the fourth in a row for {team1}, who have not lost since {month_past}.",
+        ),
+    ),
+    "earnings": Topic(
+        leads=(
+            "{co1} reported a net profit of {money_m} for the {quarter}, up {pct1} from a year "
+            "earlier, helped by strong demand for its {co1_product}.",
+            "{co1}, the {co1_sector}, said {on_day} its revenue fell {pct1} in the {quarter} as "
+            "customers in {country} cut spending.",
+            "Shares of {co1} rose {pct2} on {day1} after the company raised its full-year "
+            "profit forecast.",
+        ),
+        follow_ups=(
+            "Revenue rose to {money1}, beating the expectations of analysts.",
+            "Chief financial officer {p1} said the company would keep investing in new "
+            "factories despite higher interest rates.",
+            "{co1} did not change its dividend, which remains at {cents} cents per share.",
+            "The company plans to hire about {jobs} engineers in {city} over the next two years.",
+            '"Demand in {country2} was weaker than we had hoped," {p1_last} said on a call '
+            "with analysts.",
+            "Costs for raw materials and energy climbed sharply during the period.",
+            "Analysts at {co3} said the results showed the company was gaining market share.",
+            "{co1} also announced a share buyback of up to {money_m}.",
+            "Sales of {co1_product} in {country2} grew by {pct2}, the fastest pace in two years.",
+        ),
+    ),
+    "launch": Topic(
+        leads=(
+            "{co1} launched {new_product} in {city} {on_day}, its first new product in three "
+            "years.",
+            "{co1} will open a {money_m} factory near {city}, creating about {jobs} jobs, the "
+            "company announced {on_day}.",
+            "{co1} unveiled plans to invest {money1} in data centres across {country} by "
+            "{year_next}.",
+        ),
+        follow_ups=(
+            "The company said the first customers in {country2} would be served in {month_next}.",
+            "Production is scheduled to start in {month_future}.",
+            "{p1}, who leads the operations of {co1} in {country}, said local suppliers would "
+            "provide most of the parts.",
+            "Local officials welcomed the investment, which was supported by a tax incentive.",
+            "Critics said the project would put pressure on water supplies in the region.",
+            "The company did not say how much the project would cost taxpayers.",
+            "{co2}, its main competitor, launched a similar product last year.",
+            "The new site will be powered mainly by solar energy, according to {co1}.",
+            "{p1_last} said the company had chosen {city} because of its skilled workforce and "
+            "good rail links.",
+        ),
+    ),
+    "court": Topic(
+        leads=(
+            "A court in {city} fined {co1} {money_m} {on_day} for breaking competition rules.",
+            "{co1} was sued by a group of investors who accuse it of misleading them about its "
+            "finances.",
+            "{co2} filed a lawsuit against {co1} in {city} {on_day}, claiming the {co1_sector} "
+            "had copied its patented technology.",
+            "A judge in {city} ruled {on_day} that {co1} must compensate {homes} customers "
+            "affected by a data breach.",
+        ),
+        follow_ups=(
+            "{co1} denied any wrongdoing and said it would appeal.",
+            "{p2}, a lawyer representing the plaintiffs, said the ruling sent a clear message "
+            "to the industry.",
+            "The case was filed in {month_past} and has been closely watched by consumer groups.",
+            "A spokesperson for {co1} declined to comment on the details of the case.",
+            "Regulators in {country2} are investigating similar complaints.",
+            "The court rejected an earlier request by {co1} to have the case dismissed.",
+            "Damages will be decided at a separate hearing in {month_next}.",
+            "{p1}, the chief executive of {co1}, is expected to testify before the court.",
+        ),
+    ),
+    "strike": Topic(
+        leads=(
+            "Thousands of workers went on strike in {city} {on_day} to demand higher wages, "
+            "halting buses and trains across the city.",
+            "Farmers blocked roads around {city} with tractors to protest against cuts to "
+            "subsidies.",
+            "Dock workers at the port of {city} walked off the job {on_day} after talks with "
+            "employers broke down.",
+        ),
+        follow_ups=(
+            "The union, led by {p1}, said the action would continue until the government made "
+            "a new offer.",
+            "Police estimated the crowd at about {crowd}, while organisers said it was much "
+            "larger.",
+            "The labour ministry said it was ready to resume negotiations on {day2}.",
+            '"We cannot live on these incomes any more," said {p2}, one of the protesters.',
+            "Several shops in the city centre closed early as a precaution.",
+            "The protest remained peaceful, and no arrests were reported.",
+            "Employers described the demands as unrealistic and warned of job losses.",
+            "A similar strike in {month_past} lasted {num_small} days.",
+        ),
+    ),
+    "appointment": Topic(
+        leads=(
+            "{co1} appointed {p1} as its new chief executive {on_day}, replacing {p2}, who is "
+            "retiring after eight years.",
+            "{p2} stepped down as chief executive of {co1} {on_day}, and the board named {p1} "
+            "as interim leader.",
+            "The board of {co1} named {p1} chair, effective from {month_next}.",
+        ),
+        follow_ups=(
+            "{p1_last} previously ran the business of the company in {country2} and joined "
+            "{co1} in {founded}.",
+            "Investors welcomed the change, and the shares rose {pct1}.",
+            "{p2_last} will remain as an adviser until the end of the year.",
+            "The company did not give a reason for the timing of the announcement.",
+            '"I am honoured to take on this role at such an important moment," {p1_last} said '
+            "in a statement.",
+            "Analysts said the new leader would need to cut costs quickly.",
+            "{p1_last}, {age}, studied engineering in {city2} before moving into management.",
+        ),
+    ),
+    "conflict": Topic(
+        leads=(
+            "Gunmen attacked a military convoy in the north of {country} {on_day}, killing "
+            "{num_word} soldiers, the army said.",
+            "Militants fired rockets at a border post near {city}, wounding {num_word} guards.",
+            "Security forces clashed with an armed group outside {city} {on_day}, officials said.",
+        ),
+        follow_ups=(
+            "No group has claimed responsibility for the attack.",
+            "The wounded were taken to a hospital in {city}.",
+            "{host_title} {p1} condemned the violence and ordered an investigation.",
+            "Residents said they heard explosions for more than an hour.",
+            "The army said it had killed {num_small} attackers and arrested several others.",
+            "The region has seen a rise in attacks since {month_past}.",
+            "Roads leading to the area were closed, and a curfew was imposed overnight.",
+        ),
+    ),
+    "health": Topic(
+        leads=(
+            "Researchers at the University of {city} have developed a blood test that can "
+            "detect several types of cancer early, according to a study published {on_day}.",
+            "Scientists in {city} said {on_day} that a new drug had slowed memory loss in "
+            "patients with early Alzheimer's disease in a clinical trial.",
+        ),
+        follow_ups=(
+            "The study followed {homes} patients over four years.",
+            "{p1}, who led the research, said larger trials were needed before the method could "
+            "be used in hospitals.",
+            "The results were published in a medical journal after review by independent "
+            "scientists.",
+            "The work was funded by {co1} and a national research council.",
+            "Independent experts said the results were promising but cautioned against "
+            "exaggerating them.",
+            "Hospitals in {city} and {city2} will take part in the next phase of the trial.",
+            "The health ministry of {country} said it would follow the research closely.",
+        ),
+    ),
+    "transport": Topic(
+        leads=(
+            "The city council of {city} approved plans for a new tram line linking the "
+            "airport with the city centre.",
+            "A new bridge over the river in {city} was opened to traffic {on_day}, two years "
+            "behind schedule.",
+        ),
+        follow_ups=(
+            "The total cost is estimated at about {money_m}.",
+            "Mayor {p1} said the project would cut travel times by half.",
+            "Construction was delayed by disputes with contractors and rising material costs.",
+            "Residents living near the route have complained about noise.",
+            "{co1} won the contract for the project after a public tender.",
+            "Cyclists and pedestrians will get separate lanes, the council said.",
+        ),
+    ),
+}
+CLOSERS = (
+    "Further details were not immediately available.",
+    "The report could not be independently verified.",
+    "More information is expected to be released later this week.",
+    "Officials are due to give an update on {day2}.",
+)
+
+
+# --- generation ----------------------------------------------------------------------------
+
+
+def generate_documents(n: int, seed: int = 7) -> list[dict[str, str]]:
+    """`n` news-like documents, identical for the same `n` and `seed`."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, not {n}")
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    topics = sorted(TOPICS)
+    return [_document(rng, index, rng.choice(topics)) for index in range(1, n + 1)]
+
+
+def write_jsonl(docs: Iterable[Mapping[str, object]], path: str | Path) -> int:
+    """Write one JSON object per line; returns the number written."""
+    count = 0
+    with Path(path).open("w", encoding="utf-8") as out:
+        for doc in docs:
+            out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def _document(rng: random.Random, index: int, topic_name: str) -> dict[str, str]:
+    published = date(2025, 1, 6) + timedelta(days=rng.randrange(350))
+    slots = _Slots(_draw_cast(rng, published))
+    topic = TOPICS[topic_name]
+    templates = [rng.choice(topic.leads)]
+    follow_ups = list(topic.follow_ups)
+    rng.shuffle(follow_ups)
+    target = rng.randint(MIN_WORDS, MAX_WORDS)
+    sentences = [_render(templates[0], slots)]
+    words = _words(sentences[0])
+    for template in follow_ups:
+        if len(sentences) >= MAX_SENTENCES:
+            break
+        if len(sentences) >= MIN_SENTENCES and words >= target:
+            break
+        sentence = _render(template, slots)
+        if len(sentences) >= MIN_SENTENCES and words + _words(sentence) > MAX_WORDS:
+            continue
+        sentences.append(sentence)
+        words += _words(sentence)
+    # Some stories end on a stock line of wire copy.
+    closer = _render(rng.choice(CLOSERS), slots)
+    if rng.random() < 0.25 and len(sentences) < MAX_SENTENCES and words < MAX_WORDS - 8:
+        sentences.append(closer)
+    return {"id": f"doc_{index:04d}", "text": " ".join(sentences), "published": str(published)}
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _render(template: str, slots: _Slots) -> str:
+    text = template.format_map(slots)
+    return text[0].upper() + text[1:]
+
+
+class _Slots:
+    """Template values; a person's first mention gives the full name, later ones the
+    surname, whichever of `pN` and `pN_last` the template asks for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.mentioned: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        person = key.removesuffix("_last")
+        if person in _PEOPLE:
+            if person in self.mentioned:
+                return self.values[person + "_last"]
+            self.mentioned.add(person)
+            return self.values[person]
+        return self.values[key]
+
+
+_PEOPLE = ("p1", "p2", "p3", "p4")
+
+
+def _draw_cast(rng: random.Random, published: date) -> dict[str, str]:
+    values: dict[str, str] = {}
+    surnames = rng.sample(SURNAMES, len(_PEOPLE))
+    for key, surname in zip(_PEOPLE, surnames, strict=True):
+        female = rng.random() < 0.5
+        first = rng.choice(FEMALE_NAMES if female else MALE_NAMES)
+        values[key] = f"{first} {surname}"
+        values[key + "_last"] = surname
+        values[key + "_he"] = "she" if female else "he"
+        values[key + "_his"] = "her" if female else "his"
+    values.update(_companies(rng))
+    values.update(_places(rng))
+    values.update(_dates(rng, published))
+    values.update(_amounts(rng))
+    values.update(_sides(rng, values["city"], values["city2"]))
+    return values
+
+
+def _companies(rng: random.Random) -> dict[str, str]:
+    values: dict[str, str] = {}
+    stems = rng.sample(COMPANY_STEMS, 3)
+    for number, stem in enumerate(stems, start=1):
+        suffix, sector, product = rng.choice(COMPANY_KINDS)
+        values[f"co{number}"] = f"{stem} {suffix}"
+        values[f"co{number}_sector"] = sector
+        values[f"co{number}_product"] = product
+    values["new_product"] = rng.choice(NEW_PRODUCTS)
+    return values
+
+
+def _places(rng: random.Random) -> dict[str, str]:
+    city, country = rng.choice(PLACES)
+    near = [c for c, k in PLACES if k == country and c != city]
+    elsewhere = [place for place in PLACES if place[1] != country]
+    city2, country2 = rng.choice(elsewhere)
+    return {
+        "city": city,
+        "country": country,
+        "city_near": near[0] if near else "the surrounding towns",
+        "city2": city2,
+        "country2": country2,
+        "city3": rng.choice([c for c, _ in PLACES if c not in (city, city2)]),
+    }
+
+
+def _dates(rng: random.Random, published: date) -> dict[str, str]:
+    happened = published - timedelta(days=rng.randrange(6))
+    later = happened + timedelta(days=rng.randint(1, 5))
+    past = _month_shift(published, -rng.randint(2, 14))
+    future = _month_shift(published, rng.randint(6, 18))
+    return {
+        "on_day": f"on {happened:%A}",
+        "day1": f"{happened:%A}",
+        "day2": f"{later:%A}",
+        "month_past": past,
+        "month_next": MONTHS[published.month % 12],
+        "month_future": future,
+        "year": str(published.year),
+        "year_prev": str(published.year - rng.randint(1, 4)),
+        "year_next": str(published.year + rng.randint(1, 5)),
+        "founded": str(rng.randint(1978, 2016)),
+        "quarter": rng.choice(QUARTERS),
+    }
+
+
+def _month_shift(day: date, months: int) -> str:
+    total = day.year * 12 + day.month - 1 + months
+    return f"{MONTHS[total % 12]} {total // 12}"
+
+
+def _amounts(rng: random.Random) -> dict[str, str]:
+    currency = rng.choice(("$", "$", "€", "£"))
+    return {
+        "money1": f"{currency}{rng.randint(12, 480) / 10:.1f} billion",
+        "money_m": f"{currency}{rng.randint(15, 950)} million",
+        "pct1": f"{rng.randint(11, 290) / 10:.1f}%",
+        "pct2": f"{rng.randint(5, 95) / 10:.1f}%",
+        "pct_vote": f"{rng.randint(410, 680) / 10:.1f}%",
+        "pct_turnout": f"{rng.randint(480, 790) / 10:.1f}%",
+        "num_word": rng.choice(NUMBER_WORDS),
+        "num_small": rng.choice(NUMBER_WORDS[:4]),
+        "age": str(rng.randint(24, 67)),
+        "years": str(rng.randint(3, 15)),
+        "jobs": f"{rng.randint(2, 90) * 50:,}",
+        "homes": f"{rng.randint(12, 400) * 100:,}",
+        "crowd": f"{rng.randint(8, 75) * 1000:,}",
+        "dead": rng.choice(NUMBER_WORDS),
+        "km": str(rng.randint(120, 1400)),
+        "kmh": str(rng.randint(11, 24) * 10),
+        "cents": str(rng.randint(5, 95)),
+        "minute": str(rng.randint(4, 39)),
+        "votes_for": str(rng.randint(180, 260)),
+        "votes_against": str(rng.randint(60, 170)),
+    }
+
+
+def _sides(rng: random.Random, city: str, city2: str) -> dict[str, str]:
+    """Roles, parties, teams and the like."""
+    minister_role = rng.choice(MINISTER_ROLES)
+    parties = rng.sample(PARTIES, 2)
+    nicknames = rng.sample(TEAM_NICKNAMES, 3)
+    third = rng.choice([c for c, _ in PLACES if c not in (city, city2)])
+    winner, loser = rng.randint(1, 4), rng.randint(0, 3)
+    return {
+        "minister_role": minister_role,
+        "minister_title": minister_role.title(),
+        "host_title": rng.choice(HOST_TITLES),
+        "regional_title": rng.choice(REGIONAL_TITLES),
+        "party1": parties[0],
+        "party2": parties[1],
+        "team1": f"{city} {nicknames[0]}",
+        "team2": f"{city2} {nicknames[1]}",
+        "team3": f"{third} {nicknames[2]}",
+        "score": f"{max(winner, loser + 1)}-{loser}",
+        "storm": f"Storm {rng.choice(STORM_NAMES)}",
+        "crime": rng.choice(CRIMES),
+        "ministry": rng.choice(MINISTRIES),
+    }

@@ -1,0 +1,100 @@
+"""The whole pipeline on the real embedded broker, every service a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
+from eventpipe.cli import submit
+from eventpipe.models import job_id_for
+from eventpipe.stack import Stack
+from eventpipe.storage.jsonl import results_path
+from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "checkpoint.schema.json").read_text())
+
+MALFORMED = {
+    # line content -> expected words in the failure reason
+    "{not json": "not valid JSON",
+    json.dumps(["an", "array"]): "JSON list",
+    json.dumps({"text": "No id here."}): "has no `id`",
+    json.dumps({"id": "no-text"}): "has no `text`",
+    json.dumps({"id": "num-text", "text": 42}): "must be a string",
+    json.dumps({"id": "empty-text", "text": "   "}): "is empty",
+}
+
+
+def test_batch_with_malformed_lines_completes_exactly_once(stack: Stack, tmp_path: Path) -> None:
+    lines = corpus_lines(210)
+    # Spread the malformed lines through the batch; add one line that is not UTF-8.
+    for i, bad in enumerate(MALFORMED):
+        lines.insert(20 + i * 30, bad)
+    path = tmp_path / "batch.jsonl"
+    write_jsonl(path, lines)
+    with path.open("ab") as f:
+        f.write(b'{"id": "latin1", "text": "caf\xe9"}\n')
+    total = len(lines) + 1
+
+    job_id = submit(stack.settings, path, "it_batch")
+    assert job_id == job_id_for("it_batch")
+    cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING")
+
+    assert cp["status"] == "COMPLETED"
+    assert cp["total_documents"] == total
+    assert cp["processed_documents"] + cp["failed_documents"] == total
+    assert cp["failed_documents"] == len(MALFORMED) + 1
+    jsonschema.validate(cp, SCHEMA)
+
+    reasons = [f["error"] for f in cp["failures"].values()]
+    for expected in [*MALFORMED.values(), "not valid UTF-8"]:
+        assert sum(expected in r for r in reasons) == 1, (expected, reasons)
+    assert all(f["stage"] == "ingest" for f in cp["failures"].values())
+
+    results = read_results(results_path(stack.settings.data_dir, "it_batch"))
+    ids = Counter(r["id"] for r in results)
+    assert max(ids.values()) == 1, "a document was saved twice"
+    assert set(ids) == set(cp["processed_doc_ids"])
+    assert len(ids) == 210
+    assert not set(cp["processed_doc_ids"]) & set(cp["failed_doc_ids"])
+    sample = results[0]
+    assert sample["entities"] and sample["triplets"]
+    assert set(sample["timings_ms"]) == {"ner", "dp", "llm"}
+    assert {"text", "label", "start_char", "end_char"} <= set(sample["entities"][0])
+
+
+def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(300, seed=5))
+    job_id = submit(stack.settings, path, "kill_sink")
+    wait_checkpoint(stack.settings, job_id, lambda c: 20 <= c["processed_documents"] < 250)
+
+    sink = stack.procs["sink"].process
+    os.kill(sink.pid, signal.SIGKILL)
+    sink.wait()
+    cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
+
+    assert stack.procs["sink"].restarts == 1
+    assert cp["status"] == "COMPLETED"
+    assert cp["processed_documents"] == 300 and cp["failed_documents"] == 0
+    assert len(cp["processed_doc_ids"]) == len(set(cp["processed_doc_ids"])) == 300
+    results = read_results(results_path(stack.settings.data_dir, "kill_sink"))
+    ids = Counter(r["id"] for r in results)
+    assert len(results) == 300 and max(ids.values()) == 1
+
+
+@pytest.mark.parametrize("victim", ["ner", "checkpoint"])
+def test_sigkill_other_services_mid_batch(stack: Stack, tmp_path: Path, victim: str) -> None:
+    path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(200, seed=9))
+    job_id = submit(stack.settings, path, f"kill_{victim}")
+    wait_checkpoint(stack.settings, job_id, lambda c: 10 <= c["processed_documents"] < 170)
+    os.kill(stack.procs[victim].process.pid, signal.SIGKILL)
+    stack.procs[victim].process.wait()
+    cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
+    assert cp["status"] == "COMPLETED"
+    assert cp["processed_documents"] == 200
+    results = read_results(results_path(stack.settings.data_dir, f"kill_{victim}"))
+    assert len(results) == len({r["id"] for r in results}) == 200

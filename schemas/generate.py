@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, TypeAdapter
+
 from eventpipe.models import (
     CheckpointRecord,
     ControlMessage,
@@ -15,7 +17,6 @@ from eventpipe.models import (
     FailedDocument,
     Submission,
 )
-from pydantic import BaseModel, TypeAdapter
 
 HERE = Path(__file__).parent
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack

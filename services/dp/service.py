@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from spacy.language import Language
+
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
@@ -10,7 +12,6 @@ from eventpipe.nlp.triplets import triplets_from_doc
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
-from spacy.language import Language
 
 
 def make_process(nlp: Language) -> ProcessBatch:

@@ -4,6 +4,8 @@ import logging
 from pathlib import Path
 
 from confluent_kafka import Message
+from pydantic import ValidationError
+
 from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
@@ -21,8 +23,6 @@ from eventpipe.models import (
 from eventpipe.runtime.loop import ConsumeLoop
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
-from pydantic import ValidationError
-
 from services.ingest.lines import InvalidLine, parse_line
 
 log = logging.getLogger(__name__)

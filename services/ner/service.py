@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from spacy.language import Language
+
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.entities import entities_from_doc
@@ -9,7 +11,6 @@ from eventpipe.nlp.model import load_pipeline, ner_only
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
-from spacy.language import Language
 
 
 def make_process(nlp: Language) -> ProcessBatch:

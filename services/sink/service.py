@@ -4,6 +4,8 @@ import logging
 from typing import Any
 
 from confluent_kafka import Message
+from pydantic import ValidationError
+
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
@@ -13,7 +15,6 @@ from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import decode_document, failure_for_undecodable
 from eventpipe.settings import Settings
 from eventpipe.storage.jsonl import JsonlStore
-from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 

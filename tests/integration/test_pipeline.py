@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+
 from eventpipe.cli import submit
 from eventpipe.models import job_id_for
 from eventpipe.stack import Stack

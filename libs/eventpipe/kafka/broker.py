@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from eventpipe.kafka.errors import BrokerStartError
 
@@ -67,7 +68,9 @@ class EmbeddedBroker:
         if _port_open(self.port):
             raise BrokerStartError(f"port {self.port} is already in use")
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log: IO[bytes] | int = (
+            open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        )
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR")}
         env["RUST_LOG"] = "warn"
         self.process = subprocess.Popen(
@@ -78,7 +81,7 @@ class EmbeddedBroker:
             env=env,
             start_new_session=True,
         )
-        if log is not subprocess.DEVNULL:
+        if not isinstance(log, int):
             log.close()
         deadline = time.monotonic() + timeout_s
         while not _port_open(self.port):

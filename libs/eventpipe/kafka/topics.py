@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.settings import Settings

@@ -69,6 +69,7 @@ COMPANY_KINDS = (
     ("Insurance", "insurer", "car insurance"),
     ("Retail", "department store chain", "household goods"),
 )
+LEGAL_FORMS = ("Inc.", "Corp.", "Ltd.", "Co.", "plc", "AG", "SA", "NV")
 NEW_PRODUCTS = (
     "a budget smartphone",
     "an electric delivery van",
@@ -231,6 +232,7 @@ TOPICS: dict[str, Topic] = {
             "{p2}, who founded {co2} in {founded}, will stay on as an adviser for at least two "
             "years.",
             "Earlier this year, {co1} sold its consumer unit to {co3} for {money_m}.",
+            "{co1} was advised on the transaction by {co3_legal}",
         ),
     ),
     "visit": Topic(
@@ -397,6 +399,7 @@ TOPICS: dict[str, Topic] = {
             "Costs for raw materials and energy climbed sharply during the period.",
             "Analysts at {co3} said the results showed the company was gaining market share.",
             "{co1} also announced a share buyback of up to {money_m}.",
+            "The accounts for the period were audited by {co3_legal}",
             "Sales of {co1_product} in {country2} grew by {pct2}, the fastest pace in two years.",
         ),
     ),
@@ -418,6 +421,7 @@ TOPICS: dict[str, Topic] = {
             "Critics said the project would put pressure on water supplies in the region.",
             "The company did not say how much the project would cost taxpayers.",
             "{co2}, its main competitor, launched a similar product last year.",
+            "Batteries and other key parts will be supplied by {co2_legal}",
             "The new site will be powered mainly by solar energy, according to {co1}.",
             "{p1_last} said the company had chosen {city} because of its skilled workforce and "
             "good rail links.",
@@ -484,6 +488,7 @@ TOPICS: dict[str, Topic] = {
             '"I am honoured to take on this role at such an important moment," {p1_last} said '
             "in a statement.",
             "Analysts said the new leader would need to cut costs quickly.",
+            "Before joining {co1}, {p1_last} spent a decade at {co3_legal}",
             "{p1_last}, {age}, studied engineering in {city2} before moving into management.",
         ),
     ),
@@ -538,6 +543,7 @@ TOPICS: dict[str, Topic] = {
             "Residents living near the route have complained about noise.",
             "{co1} won the contract for the project after a public tender.",
             "Cyclists and pedestrians will get separate lanes, the council said.",
+            "The engineering work will be carried out by {co2_legal}",
         ),
     ),
 }
@@ -604,6 +610,10 @@ def _words(text: str) -> int:
 
 def _render(template: str, slots: _Slots) -> str:
     text = template.format_map(slots)
+    if not text.endswith((".", "?", "!", '"')):
+        # Templates ending on a name leave the full stop to us: "by Norvale Corp." takes
+        # none after the abbreviation, as in print.
+        text += "."
     return text[0].upper() + text[1:]
 
 
@@ -654,6 +664,7 @@ def _companies(rng: random.Random) -> dict[str, str]:
         values[f"co{number}"] = f"{stem} {suffix}"
         values[f"co{number}_sector"] = sector
         values[f"co{number}_product"] = product
+        values[f"co{number}_legal"] = f"{stem} {suffix} {rng.choice(LEGAL_FORMS)}"
     values["new_product"] = rng.choice(NEW_PRODUCTS)
     return values
 

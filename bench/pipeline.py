@@ -1,0 +1,118 @@
+"""End-to-end throughput: eventpipe against a one-process baseline, on the same corpus.
+
+(a) baseline: one process, spaCy `nlp.pipe` with the full pipeline (the same model and the
+    components the stages use), the same triplet and event code, one JSONL write at the end.
+(b) eventpipe: the stack (embedded broker and every service as its own process) is started and
+    ready first; then the batch is submitted and timed until the job is COMPLETED.
+
+Both are timed after their start-up. Prints docs/s for each, how many documents' entities and
+triplets differ from the baseline's, and as its last line `ratio: <b/a>`.
+
+    .venv/bin/python bench/pipeline.py [--docs 1000] [--seed 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from eventpipe.cli import submit
+from eventpipe.nlp.corpus import generate_documents
+from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
+from eventpipe.nlp.events import EventInput, RulesBackend
+from eventpipe.nlp.model import load_pipeline
+from eventpipe.nlp.triplets import triplets_from_doc
+from eventpipe.settings import Settings
+from eventpipe.stack import Stack
+from eventpipe.storage.jsonl import results_path
+
+
+def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, dict[str, Any]]:
+    nlp = load_pipeline()
+    backend = RulesBackend()
+    nlp("warm up")
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    lines = []
+    for doc, sp in zip(docs, nlp.pipe((d["text"] for d in docs), batch_size=64), strict=True):
+        entities = entities_from_doc(sp)
+        triplets = triplets_from_doc(sp)
+        events = backend.extract_batch(
+            [EventInput(doc["text"], entities, triplets, sentences_from_doc(sp))])[0]
+        line = {"id": doc["id"], "entities": [e.model_dump() for e in entities],
+                "triplets": [t.model_dump() for t in triplets],
+                "events": [e.model_dump() for e in events]}
+        results[doc["id"]] = line
+        lines.append(json.dumps(line))
+    out.write_text("\n".join(lines) + "\n")
+    return time.perf_counter() - started, results
+
+
+def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, Any]]:
+    settings = Settings(data_dir=data_dir, topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+                        checkpoint_flush_interval_s=0.2)
+    stack = Stack(settings)
+    t0 = time.perf_counter()
+    stack.start()
+    startup = time.perf_counter() - t0
+    try:
+        started = time.perf_counter()
+        job_id = submit(stack.settings, docs_path, "bench")
+        cp_path = stack.settings.checkpoint_dir / f"{job_id}.json"
+        while True:
+            if cp_path.exists():
+                cp = json.loads(cp_path.read_text())
+                if cp["status"] != "RUNNING":
+                    break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        stack.stop()
+    if cp["status"] != "COMPLETED":
+        raise SystemExit(f"job ended {cp['status']}")
+    results = {}
+    for line in results_path(stack.settings.data_dir, "bench").read_text().splitlines():
+        r = json.loads(line)
+        results[r["id"]] = r
+    return startup, elapsed, results
+
+
+def differences(a: dict[str, Any], b: dict[str, Any], field: str) -> int:
+    return sum(1 for doc_id in a if a[doc_id][field] != b.get(doc_id, {}).get(field))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+
+    docs = generate_documents(args.docs, seed=args.seed)
+    words = sum(len(d["text"].split()) for d in docs)
+    with tempfile.TemporaryDirectory(prefix="eventpipe-bench-") as tmp:
+        tmpdir = Path(tmp)
+        docs_path = tmpdir / "corpus.jsonl"
+        docs_path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+
+        base_s, base = baseline(docs, tmpdir / "baseline.jsonl")
+        startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data")
+
+    a, b = len(docs) / base_s, len(docs) / pipe_s
+    print(f"corpus: {len(docs)} documents, {words} words")
+    print(f"(a) baseline, one process, nlp.pipe: {base_s:7.2f} s  {a:7.1f} docs/s")
+    print(f"(b) eventpipe, {startup_s:.1f} s start-up not counted: {pipe_s:7.2f} s  "
+          f"{b:7.1f} docs/s")
+    print(f"documents missing from eventpipe's results: {len(set(base) - set(piped))}")
+    print(f"documents whose entities differ: {differences(base, piped, 'entities')}")
+    print(f"documents whose triplets differ: {differences(base, piped, 'triplets')}")
+    print(f"documents whose events differ: {differences(base, piped, 'events')}")
+    print(f"ratio: {b / a:.2f}")
+
+
+if __name__ == "__main__":
+    main()

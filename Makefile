@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/eventpipe run examples/news_sample.jsonl --batch-id news_sample
+	$(BIN)/eventpipe run examples/news_sample.jsonl
 
 test: install
 	$(BIN)/ruff check libs services tests bench

@@ -62,7 +62,7 @@ def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, A
     startup = time.perf_counter() - t0
     try:
         started = time.perf_counter()
-        job_id = submit(stack.settings, docs_path, "bench")
+        job_id = submit(stack.settings, docs_path, "bench").job_id
         cp_path = stack.settings.checkpoint_dir / f"{job_id}.json"
         while True:
             if cp_path.exists():

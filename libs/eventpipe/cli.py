@@ -66,7 +66,7 @@ def load_checkpoint(settings: Settings, job_id: str) -> dict[str, Any] | None:
         return None
 
 
-def submit(settings: Settings, path: Path, batch_id: str) -> str:
+def submit(settings: Settings, path: Path, batch_id: str) -> Submission:
     job_id = job_id_for(batch_id)
     previous = load_checkpoint(settings, job_id)
     if previous and previous["status"] == JobStatus.STOPPED.value:
@@ -78,10 +78,14 @@ def submit(settings: Settings, path: Path, batch_id: str) -> str:
                      value=sub.model_dump_json().encode())
     if producer.flush(30):
         raise KafkaSetupError("the submission was not acknowledged by the broker")
-    return job_id
+    return sub
 
 
-def wait_for_job(stack: Stack, job_id: str, register_timeout_s: float = 120.0) -> dict[str, Any]:
+def wait_for_job(
+    stack: Stack, sub: Submission, register_timeout_s: float = 120.0
+) -> dict[str, Any]:
+    """Show progress until the job ends. Only a checkpoint that this submission has
+    registered counts, so an earlier run's final status is not taken for this one's."""
     progress = Progress()
     settings = stack.settings
     registered_by = time.monotonic() + register_timeout_s
@@ -89,13 +93,14 @@ def wait_for_job(stack: Stack, job_id: str, register_timeout_s: float = 120.0) -
         while True:
             for name in stack.supervise():
                 print(f"\nservice {name} died; started it again", file=sys.stderr)
-            cp = load_checkpoint(settings, job_id)
-            if cp is not None:
+            cp = load_checkpoint(settings, sub.job_id)
+            if cp is not None and cp["metadata"].get("submission_id") == sub.submission_id:
                 progress.update(cp)
                 if cp["status"] in FINAL and cp["metadata"].get("total_known", True):
                     return cp
             elif time.monotonic() > registered_by:
-                raise StackError(f"job {job_id} was not registered within {register_timeout_s} s;"
+                raise StackError(f"job {sub.job_id} was not registered within "
+                                 f"{register_timeout_s} s;"
                                  f" see {stack.log_dir}/ingest.log")
             time.sleep(0.25)
     finally:
@@ -131,8 +136,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"broker {stack.bootstrap}; services ready in "
               f"{time.monotonic() - started:.1f} s; submitting {path} as batch {batch_id}",
               file=sys.stderr)
-        job_id = submit(stack.settings, path, batch_id)
-        cp = wait_for_job(stack, job_id)
+        cp = wait_for_job(stack, submit(stack.settings, path, batch_id))
     finally:
         stack.stop()
     print(summary(cp, stack.settings.data_dir, time.monotonic() - started))
@@ -207,3 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("\neventpipe: interrupted; services stopped", file=sys.stderr)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

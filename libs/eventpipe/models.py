@@ -133,6 +133,7 @@ class Submission(_Model):
     job_id: str
     path: str
     retry_failed: bool = False
+    submission_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
 
     @field_validator("batch_id")
     @classmethod
@@ -165,7 +166,9 @@ class JobRecord(_Model):
     created_at: str
     total_documents: int | None = None
     input_path: str | None = None
-    submissions: int = 1
+    submission_id: str | None = Field(
+        None, description="The submission that wrote this record; the CLI waits for it."
+    )
 
 
 class DocRecord(_Model):

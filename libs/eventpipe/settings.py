@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,12 +60,14 @@ class Settings(BaseSettings):
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
     )
     poll_timeout_s: float = Field(0.1, gt=0, description="Longest wait for a batch to fill.")
-    llm_backend: str = Field("rules", description="Events backend: `rules`.")
+    llm_backend: Literal["rules"] = Field("rules", description="Events backend: `rules`.")
     fsync: bool = Field(True, description="fsync results before they count as processed.")
     checkpoint_flush_interval_s: float = Field(
         0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."
     )
-    log_level: str = Field("INFO", description="Python logging level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Python logging level."
+    )
 
     @field_validator("topic_prefix")
     @classmethod

@@ -90,6 +90,7 @@ class Ingest:
         self.checkpoints.send(JobRecord(
             job_id=sub.job_id, batch_id=sub.batch_id, created_at=state.created_at or utc_now(),
             total_documents=total, input_path=str(path.resolve()),
+            submission_id=sub.submission_id,
         ))
         self.checkpoints.flush()
         done = set(state.processed) if sub.retry_failed else (

@@ -41,7 +41,7 @@ def test_batch_with_malformed_lines_completes_exactly_once(stack: Stack, tmp_pat
         f.write(b'{"id": "latin1", "text": "caf\xe9"}\n')
     total = len(lines) + 1
 
-    job_id = submit(stack.settings, path, "it_batch")
+    job_id = submit(stack.settings, path, "it_batch").job_id
     assert job_id == job_id_for("it_batch")
     cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING")
 
@@ -70,7 +70,7 @@ def test_batch_with_malformed_lines_completes_exactly_once(stack: Stack, tmp_pat
 
 def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(300, seed=5))
-    job_id = submit(stack.settings, path, "kill_sink")
+    job_id = submit(stack.settings, path, "kill_sink").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 20 <= c["processed_documents"] < 250)
 
     sink = stack.procs["sink"].process
@@ -90,7 +90,7 @@ def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_p
 @pytest.mark.parametrize("victim", ["ner", "checkpoint"])
 def test_sigkill_other_services_mid_batch(stack: Stack, tmp_path: Path, victim: str) -> None:
     path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(200, seed=9))
-    job_id = submit(stack.settings, path, f"kill_{victim}")
+    job_id = submit(stack.settings, path, f"kill_{victim}").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 10 <= c["processed_documents"] < 170)
     os.kill(stack.procs[victim].process.pid, signal.SIGKILL)
     stack.procs[victim].process.wait()

@@ -55,6 +55,7 @@ def restore_from_files(settings: Settings, producer: Producer) -> int:
                 job_id=job_id, batch_id=data["batch_id"], created_at=data["created_at"],
                 total_documents=data["total_documents"],
                 input_path=data.get("metadata", {}).get("input_path"),
+                submission_id=data.get("metadata", {}).get("submission_id"),
             ))
             for doc_id in data["processed_doc_ids"]:
                 writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="processed", at=at))

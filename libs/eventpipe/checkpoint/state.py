@@ -39,6 +39,7 @@ class JobState:
     updated_at: str | None = None
     total: int | None = None
     input_path: str | None = None
+    submission_id: str | None = None
     # dicts keep insertion order: the last processed documents are the last keys.
     processed: dict[str, None] = field(default_factory=dict)
     failures: dict[str, Failure] = field(default_factory=dict)
@@ -111,10 +112,14 @@ class JobTable:
     def apply_record(self, record: CheckpointRecord) -> None:
         state = self.job(record.job_id)
         if isinstance(record, JobRecord):
+            if state.terminal is JobStatus.COMPLETED and record.total_documents != state.total:
+                # Resubmitted with other contents: the job is open again until they are done.
+                state.terminal = None
             state.batch_id = record.batch_id
             state.created_at = state.created_at or record.created_at
             state.total = record.total_documents
             state.input_path = record.input_path
+            state.submission_id = record.submission_id
             state.touch(record.created_at)
         elif isinstance(record, DocRecord):
             if record.state == "processed":
@@ -169,6 +174,7 @@ class JobTable:
                 "progressive_save_enabled": True,
                 "input_path": state.input_path,
                 "total_known": state.total is not None,
+                "submission_id": state.submission_id,
             },
             "failures": {
                 doc_id: {"stage": f.stage, "error": f.error}

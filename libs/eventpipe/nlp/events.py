@@ -41,6 +41,10 @@ LIGHT_VERBS = frozenset({"be", "have", "do", "become", "seem", "get", "make"})
 # Roles of a direct object by event type; other types call it the theme.
 _PATIENT_TYPES = frozenset({"acquisition", "conflict", "justice", "disaster", "personnel"})
 LOCATION_LABELS = frozenset({"GPE", "LOC", "FAC"})
+# Labels of names, as opposed to numbers, amounts and dates.
+NAMED_LABELS = frozenset(
+    {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
+)
 TIME_LABELS = frozenset({"DATE", "TIME"})
 
 
@@ -69,7 +73,7 @@ def event_type(action: str) -> str | None:
 
 class RulesBackend:
     """One event per asserted triplet whose action is a known trigger or whose subject,
-    object or agent mentions a named entity. Negated triplets ("did not sign") report
+    object or agent names an entity. Negated triplets ("did not sign") report
     something that did not happen and give no event."""
 
     name: str = "rules"
@@ -126,17 +130,43 @@ def _participants(triplet: Triplet, kind: str | None, entities: list[Entity]) ->
 
 
 def _labeller(entities: list[Entity]) -> Callable[[str], str | None]:
-    """Labels a phrase with the NER label of the longest entity of its sentence that it
-    contains; triplets carry phrase texts, not offsets, so containment is textual."""
-    ranked = sorted(entities, key=lambda ent: (-len(ent.text), ent.start_char))
+    """Labels a phrase with the NER label of a named entity of its sentence that the phrase
+    is, starts with ("Maria Lopez of the Green Forum") or ends with after a title ("chief
+    executive Maria Lopez"). Triplets carry phrase texts, not offsets, so the match is
+    textual; numbers and dates inside a phrase ("nine people") do not make it an entity."""
+    names = [
+        (_strip_article(ent.text), ent.label)
+        for ent in entities
+        if ent.label in NAMED_LABELS and ent.text
+    ]
 
     def label(phrase: str) -> str | None:
-        for ent in ranked:
-            if ent.text and ent.text in phrase:
-                return ent.label
+        bare = _strip_article(phrase)
+        for is_match in (
+            lambda name: bare == name,
+            lambda name: bare.startswith(name + " "),
+            lambda name: bare.endswith(" " + name) and _is_title(bare[: -len(name)]),
+        ):
+            for name, entity_label in names:
+                if is_match(name):
+                    return entity_label
         return None
 
     return label
+
+
+def _is_title(prefix: str) -> bool:
+    """Whether words before a name are a title ("chief executive"), not a prepositional
+    phrase whose object the name is ("police in Chicago")."""
+    return not any(word.lower() in _PREPOSITIONS for word in prefix.split())
+
+
+_PREPOSITIONS = frozenset({"in", "of", "at", "for", "from", "on", "with", "by", "near", "to"})
+
+
+def _strip_article(text: str) -> str:
+    head, _, rest = text.partition(" ")
+    return rest if rest and head.lower() in ("the", "a", "an") else text
 
 
 def _first_with_label(entities: list[Entity], labels: frozenset[str]) -> str | None:

@@ -1,6 +1,6 @@
 """Write a synthetic news corpus as JSONL.
 
-    python examples/generate_sample.py OUT.jsonl --count 250 --seed 7
+python examples/generate_sample.py OUT.jsonl --count 250 --seed 7
 """
 
 from __future__ import annotations

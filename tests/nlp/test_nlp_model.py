@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from spacy.language import Language
+from spacy.pipeline import Tok2Vec
 
 from eventpipe.nlp.errors import ModelNotFoundError, NLPError
 from eventpipe.nlp.model import (
@@ -62,7 +63,9 @@ def test_candidates_in_order_without_repeats() -> None:
 
 def test_ner_does_not_listen_to_the_shared_tok2vec(nlp: Language) -> None:
     # The premise of running NER and parsing in separate processes.
-    listeners = nlp.get_pipe("tok2vec").listening_components
+    tok2vec = nlp.get_pipe("tok2vec")
+    assert isinstance(tok2vec, Tok2Vec)
+    listeners = tok2vec.listening_components
     assert "ner" not in listeners
     assert {"tagger", "parser"} <= set(listeners)
 

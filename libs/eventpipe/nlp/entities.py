@@ -10,6 +10,7 @@ entity. `fix_cross_sentence_entities` restores the full pipeline's result.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from spacy.language import Language
@@ -39,11 +40,9 @@ def crosses_sentence(entities: Sequence[Entity], starts: Sequence[int]) -> bool:
     """Whether any entity contains a sentence start after its first character."""
     ordered = sorted(starts)
     for ent in entities:
-        for start in ordered:
-            if start >= ent.end_char:
-                break
-            if start > ent.start_char:
-                return True
+        after = bisect.bisect_right(ordered, ent.start_char)
+        if after < len(ordered) and ordered[after] < ent.end_char:
+            return True
     return False
 
 
@@ -54,12 +53,14 @@ def fix_cross_sentence_entities(
     `entities` that ``ner`` found running alone on the same text.
 
     Cheap path (the common case): no entity crosses a sentence start, so the entities are
-    already exact. NER decodes greedily, and the sentence constraint only removes actions; the
-    action scores do not depend on sentence starts. If the unconstrained best action at each
-    step never crossed a boundary, it was also valid, hence still the best, under the
-    constraint, so the constrained run takes the same actions step by step.
+    already exact. NER decodes greedily, its action scores come from its own tok2vec over the
+    tokens' lexical features and do not depend on sentence starts, and the sentence
+    constraint only removes actions. If the unconstrained best action at each step never
+    crossed a boundary, it was also valid, hence still the best, under the constraint, so the
+    constrained run takes the same actions step by step.
 
-    Slow path: rerun ``ner`` on the parsed doc, which now carries the sentence starts.
+    Slow path: rerun ``ner`` on the parsed doc, which now carries the sentence starts; this
+    sets ``doc.ents``.
     """
     if not crosses_sentence(entities, sentence_starts(doc)):
         return list(entities)

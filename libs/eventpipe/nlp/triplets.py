@@ -28,10 +28,7 @@ def triplets_from_doc(doc: Doc) -> list[Triplet]:
     sentence_of = _sentence_index(doc)
     found: list[tuple[int, int, int, Triplet]] = []
     for verb in doc:
-        subjects = _subjects(verb)
-        if not subjects:
-            continue
-        for subject in subjects:
+        for subject in _subjects(verb):
             for obj_pos, triplet in _verb_triplets(verb, subject, sentence_of[verb.i]):
                 found.append((verb.i, subject.i, obj_pos, triplet))
     found.sort(key=lambda item: item[:3])

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         500, ge=100, description="Heartbeat interval used against the embedded broker."
     )
 
+    # --- Embedded stack: processes per stage (up to the work topics' partitions) ----------
+    ner_workers: int = Field(1, ge=1, description="NER processes `eventpipe run` starts.")
+    dp_workers: int = Field(1, ge=1, description="DP processes `eventpipe run` starts.")
+    llm_workers: int = Field(1, ge=1, description="Events-stage processes `eventpipe run` starts.")
+
     # --- Processing ----------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="JSONL results and checkpoint files.")
     spacy_model: str | None = Field(

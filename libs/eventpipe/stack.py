@@ -15,6 +15,7 @@ from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.topics import ensure_topics
+from eventpipe.processes import die_with_parent
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class StackError(RuntimeError):
 
 @dataclass
 class ServiceProcess:
-    name: str
+    name: str  # instance name: the service, or `<service>.<n>` for its n-th extra worker
+    service: str
     process: subprocess.Popen[bytes]
     log_path: Path
     restarts: int = 0
@@ -44,7 +46,13 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 class Stack:
-    def __init__(self, settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: tuple[str, ...] = SERVICES,
+        tie_to_parent: bool = True,
+    ) -> None:
+        self.tie_to_parent = tie_to_parent
         data_dir = settings.data_dir.resolve()
         self.settings = settings.model_copy(update={"data_dir": data_dir})
         self.service_names = services
@@ -77,8 +85,9 @@ class Stack:
             })
         ensure_topics(make_admin(self.settings), self.settings)
         restore_from_files(self.settings, make_producer(self.settings))
-        for name in self.service_names:
-            self.spawn(name)
+        for service in self.service_names:
+            for n in range(1, self.workers(service) + 1):
+                self.spawn(service if n == 1 else f"{service}.{n}")
         self.wait_ready(ready_timeout_s)
 
     def service_env(self) -> dict[str, str]:
@@ -97,22 +106,29 @@ class Stack:
         })
         return env
 
+    def workers(self, service: str) -> int:
+        """Processes per stage; the others (ingest, sink, materializer) own files: one."""
+        return {"ner": self.settings.ner_workers, "dp": self.settings.dp_workers,
+                "llm": self.settings.llm_workers}.get(service, 1)
+
     def spawn(self, name: str) -> ServiceProcess:
+        service = name.split(".")[0]
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", f"services.{service}"],
                 stdout=out, stderr=subprocess.STDOUT, env=self.service_env(),
                 start_new_session=True,
+                preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
         previous = self.procs.get(name)
-        proc = ServiceProcess(name, process, log_path,
+        proc = ServiceProcess(name, service, process, log_path,
                               restarts=previous.restarts + 1 if previous else 0)
         self.procs[name] = proc
         return proc
 
     def ready_path(self, proc: ServiceProcess) -> Path:
-        return self.run_dir / f"{proc.name}-{proc.process.pid}.ready"
+        return self.run_dir / f"{proc.service}-{proc.process.pid}.ready"
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

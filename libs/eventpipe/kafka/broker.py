@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import IO
 
 from eventpipe.kafka.errors import BrokerStartError
+from eventpipe.processes import die_with_parent
 
 
 def find_broker_binary(configured: Path | None = None) -> Path:
@@ -80,6 +81,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         if not isinstance(log, int):
             log.close()

@@ -15,6 +15,8 @@ from eventpipe.models import (
     ControlMessage,
     DocumentMessage,
     FailedDocument,
+    StreamDocument,
+    StreamEnd,
     Submission,
 )
 
@@ -27,6 +29,11 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
                             ControlMessage),
     "submission.schema.json": ("A JSONL file submission on the submissions topic",
                                Submission),
+    "submission-document.schema.json": (
+        "One document of a batch sent on the submissions topic by any producer (key: batch id)",
+        StreamDocument),
+    "submission-end.schema.json": (
+        "Closes a batch sent on the submissions topic: `count` documents were sent", StreamEnd),
     "checkpoint-record.schema.json": ("Records on the compacted checkpoint topic",
                                       CheckpointRecord),
 }

@@ -109,6 +109,9 @@ class DocumentMessage(_Model):
     triplets: list[Triplet] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    epoch_ms: int = Field(
+        0, ge=0, description="Newest resume of the job its sender knew of; see control/state.py."
+    )
 
     @field_validator("job_id", "batch_id", "doc_id")
     @classmethod
@@ -134,11 +137,31 @@ class Submission(_Model):
     path: str
     retry_failed: bool = False
     submission_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    origin: Literal["user", "resume"] = "user"
 
     @field_validator("batch_id")
     @classmethod
     def _batch(cls, value: str) -> str:
         return check_id(value, "batch_id")
+
+
+class StreamDocument(BaseModel):
+    """One document of a batch sent on the submissions topic by any Kafka producer (key: the
+    batch id). Fields besides these are kept as the document's meta."""
+
+    model_config = ConfigDict(extra="allow")
+    batch_id: str
+    id: str | int
+    text: str
+
+
+class StreamEnd(_Model):
+    """Closes a batch sent on the submissions topic: `count` documents were sent."""
+
+    model_config = ConfigDict(extra="ignore")
+    batch_id: str
+    end: Literal[True]
+    count: int = Field(ge=0)
 
 
 class ControlCommand(StrEnum):

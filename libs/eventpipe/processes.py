@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
+import time
 
 
 def die_with_parent() -> None:
@@ -15,3 +17,34 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def pid_alive(pid: int, expect_in_cmdline: str | None = None) -> bool:
+    """Whether the process runs (not a zombie), and, when given, whether its command line
+    names what we started, so a reused pid is not taken for ours."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        if state in (b"Z", b"X"):
+            return False
+        if expect_in_cmdline is not None:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return expect_in_cmdline.encode() in f.read()
+        return True
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -1,21 +1,27 @@
-"""The embedded stack: the broker (unless a cluster is configured) and every service as its
-own process on this machine, supervised: a service that dies is started again."""
+"""The local stack: the broker (unless a cluster is configured) and every service as its own
+process on this machine. `eventpipe run` holds one for the length of a job and supervises it;
+`eventpipe up` leaves one running in the background and records it in `run/stack.json` under
+the data directory, where `ps`, `down` and every other command find it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.topics import ensure_topics
-from eventpipe.processes import die_with_parent
+from eventpipe.processes import die_with_parent, pid_alive, wait_gone
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,10 +38,45 @@ class StackError(RuntimeError):
 class ServiceProcess:
     name: str  # instance name: the service, or `<service>.<n>` for its n-th extra worker
     service: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
+    pid: int
+    log_path: str
     restarts: int = 0
-    started_at: float = field(default_factory=time.monotonic)
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, f"services.{self.service}")
+
+
+@dataclass
+class StackState:
+    """What `run/stack.json` records of a stack started by `eventpipe up`."""
+
+    bootstrap: str
+    embedded: bool
+    broker_pid: int | None
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    services: dict[str, ServiceProcess]
+
+    @classmethod
+    def load(cls, path: Path) -> StackState | None:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StackError(f"cannot read {path}: {exc}") from exc
+        data["services"] = {k: ServiceProcess(**v) for k, v in data["services"].items()}
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    def broker_alive(self) -> bool:
+        return not self.embedded or (self.broker_pid is not None
+                                     and pid_alive(self.broker_pid, "tansu"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -57,14 +98,19 @@ class Stack:
         self.settings = settings.model_copy(update={"data_dir": data_dir})
         self.service_names = services
         self.broker: EmbeddedBroker | None = None
+        self.broker_pid: int | None = None
         self.procs: dict[str, ServiceProcess] = {}
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}
         self.log_dir = data_dir / "logs"
         self.run_dir = data_dir / "run"
+        self.state_path = self.run_dir / "stack.json"
 
     @property
     def bootstrap(self) -> str:
         assert self.settings.kafka_bootstrap
         return self.settings.kafka_bootstrap
+
+    # --- starting -----------------------------------------------------------------------
 
     def start(self, ready_timeout_s: float = 180.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -72,23 +118,38 @@ class Stack:
         for stale in self.run_dir.glob("*.ready"):
             stale.unlink()
         if not self.settings.kafka_bootstrap:
-            self.broker = EmbeddedBroker(
-                self.settings.broker_port, self.settings.broker_binary,
-                log_path=self.log_dir / "broker.log",
-            )
-            self.broker.start()
-            # Short group timeouts suit the embedded broker only; real Kafka needs >= 6000 ms.
-            self.settings = self.settings.model_copy(update={
-                "kafka_bootstrap": self.broker.bootstrap,
-                "session_timeout_ms": self.settings.embedded_session_timeout_ms,
-                "heartbeat_interval_ms": self.settings.embedded_heartbeat_interval_ms,
-            })
-        ensure_topics(make_admin(self.settings), self.settings)
-        restore_from_files(self.settings, make_producer(self.settings))
+            self.start_broker(self.settings.broker_port)
+        self.prepare_broker()
         for service in self.service_names:
             for n in range(1, self.workers(service) + 1):
                 self.spawn(service if n == 1 else f"{service}.{n}")
         self.wait_ready(ready_timeout_s)
+
+    def start_broker(self, port: int) -> None:
+        self.broker = EmbeddedBroker(port, self.settings.broker_binary,
+                                     log_path=self.log_dir / "broker.log",
+                                     tie_to_parent=self.tie_to_parent)
+        self.broker.start()
+        self.broker_pid = self.broker.pid
+        # Short group timeouts suit the embedded broker only; real Kafka needs >= 6000 ms.
+        self.settings = self.settings.model_copy(update={
+            "kafka_bootstrap": self.broker.bootstrap,
+            "session_timeout_ms": self.settings.embedded_session_timeout_ms,
+            "heartbeat_interval_ms": self.settings.embedded_heartbeat_interval_ms,
+        })
+
+    def prepare_broker(self) -> None:
+        """Topics first; then, on a broker without eventpipe's state, the state from the
+        checkpoint files, before any service consumes."""
+        ensure_topics(make_admin(self.settings), self.settings)
+        restored = restore_from_files(self.settings, make_producer(self.settings))
+        if restored:
+            log.info("restored jobs from checkpoint files", extra={"jobs": restored})
+
+    def workers(self, service: str) -> int:
+        """Processes per stage; the others (ingest, sink, materializer) own files: one."""
+        return {"ner": self.settings.ner_workers, "dp": self.settings.dp_workers,
+                "llm": self.settings.llm_workers}.get(service, 1)
 
     def service_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -106,14 +167,10 @@ class Stack:
         })
         return env
 
-    def workers(self, service: str) -> int:
-        """Processes per stage; the others (ingest, sink, materializer) own files: one."""
-        return {"ner": self.settings.ner_workers, "dp": self.settings.dp_workers,
-                "llm": self.settings.llm_workers}.get(service, 1)
-
     def spawn(self, name: str) -> ServiceProcess:
         service = name.split(".")[0]
         log_path = self.log_dir / f"{name}.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
@@ -121,27 +178,35 @@ class Stack:
                 start_new_session=True,
                 preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
+        self._popens[process.pid] = process
         previous = self.procs.get(name)
-        proc = ServiceProcess(name, service, process, log_path,
+        proc = ServiceProcess(name, service, process.pid, str(log_path),
                               restarts=previous.restarts + 1 if previous else 0)
         self.procs[name] = proc
         return proc
 
-    def ready_path(self, proc: ServiceProcess) -> Path:
-        return self.run_dir / f"{proc.service}-{proc.process.pid}.ready"
+    def _exited(self, proc: ServiceProcess) -> int | None:
+        """The exit code of a dead service, or None while it runs (reaps our children)."""
+        popen = self._popens.get(proc.pid)
+        if popen is not None:
+            return popen.poll()
+        return None if proc.alive() else -1
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def ready_path(self, proc: ServiceProcess) -> Path:
+        return self.run_dir / f"{proc.service}-{proc.pid}.ready"
+
+    def wait_ready(self, timeout_s: float, names: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = set(self.procs)
+        pending = set(names if names is not None else self.procs)
         while pending:
             for name in list(pending):
                 proc = self.procs[name]
                 if self.ready_path(proc).exists():
                     pending.discard(name)
-                elif proc.process.poll() is not None:
+                elif (code := self._exited(proc)) is not None:
                     raise StackError(
-                        f"service {name} exited with code {proc.process.returncode} while "
-                        f"starting; last lines of {proc.log_path}:\n{_tail(proc.log_path)}"
+                        f"service {name} exited with code {code} while starting; last lines "
+                        f"of {proc.log_path}:\n{_tail(Path(proc.log_path))}"
                     )
             if time.monotonic() > deadline:
                 raise StackError(f"services not ready after {timeout_s} s: {sorted(pending)}")
@@ -151,7 +216,7 @@ class Stack:
         """Start again every service that died; returns their names."""
         restarted = []
         for name, proc in list(self.procs.items()):
-            code = proc.process.poll()
+            code = self._exited(proc)
             if code is not None:
                 log.warning("service died; starting it again",
                             extra={"service": name, "code": code})
@@ -159,19 +224,78 @@ class Stack:
                 restarted.append(name)
         return restarted
 
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send a signal to one service (tests, chaos) and reap it if it was ours."""
+        proc = self.procs[name]
+        os.kill(proc.pid, sig)
+        popen = self._popens.get(proc.pid)
+        if popen is not None and sig in (signal.SIGKILL, signal.SIGTERM):
+            popen.wait()
+
+    # --- stopping -----------------------------------------------------------------------
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM every service (each finishes its current batch), then the broker."""
-        for proc in self.procs.values():
-            if proc.process.poll() is None:
-                proc.process.terminate()
-        deadline = time.monotonic() + timeout_s
-        for proc in self.procs.values():
-            try:
-                proc.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.process.kill()
-                proc.process.wait()
+        stop_processes([p.pid for p in self.procs.values()], timeout_s, self._popens)
         self.procs.clear()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        elif self.broker_pid is not None:
+            stop_processes([self.broker_pid], timeout_s)
+        self.broker_pid = None
+
+    # --- the background stack of `eventpipe up` -------------------------------------------
+
+    def state(self) -> StackState:
+        return StackState(
+            bootstrap=self.bootstrap, embedded=self.broker_pid is not None,
+            broker_pid=self.broker_pid, session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms, services=self.procs,
+        )
+
+    @classmethod
+    def attach(cls, settings: Settings, state: StackState) -> Stack:
+        stack = cls(settings.model_copy(update={
+            "kafka_bootstrap": state.bootstrap,
+            "session_timeout_ms": state.session_timeout_ms,
+            "heartbeat_interval_ms": state.heartbeat_interval_ms,
+        }), tie_to_parent=False)
+        stack.broker_pid = state.broker_pid
+        stack.procs = dict(state.services)
+        return stack
+
+
+def stop_processes(
+    pids: list[int], timeout_s: float, popens: dict[int, subprocess.Popen[bytes]] | None = None
+) -> None:
+    """SIGTERM, wait for each to exit, SIGKILL what is left."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        popen = (popens or {}).get(pid)
+        if popen is not None:
+            try:
+                popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        elif not wait_gone(pid, max(0.1, deadline - time.monotonic())):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, 5.0)
+
+
+def stack_status(state: StackState) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if state.embedded:
+        rows.append({"name": "broker", "pid": state.broker_pid,
+                     "status": "running" if state.broker_alive() else "dead",
+                     "log": "logs/broker.log"})
+    for name, proc in sorted(state.services.items()):
+        rows.append({"name": name, "pid": proc.pid,
+                     "status": "running" if proc.alive() else "dead", "log": proc.log_path,
+                     "restarts": proc.restarts})
+    return rows

@@ -1,4 +1,5 @@
-"""Validating one JSONL line into a document, or into the reason it is not one."""
+"""Validating one input record (a JSONL line or a message on the submissions topic) into a
+document, or into the reason it is not one."""
 
 from __future__ import annotations
 
@@ -38,33 +39,41 @@ def parse_line(raw: bytes, line_no: int, max_text_bytes: int) -> ValidLine | Inv
     except json.JSONDecodeError as exc:
         return InvalidLine(fallback, f"line {line_no} is not valid JSON: {exc.msg} "
                            f"at column {exc.colno}")
+    return validate_document(data, f"line {line_no}", fallback, max_text_bytes)
+
+
+def validate_document(
+    data: Any, where: str, fallback_id: str, max_text_bytes: int, ignore: tuple[str, ...] = ()
+) -> ValidLine | InvalidLine:
+    """`where` names the record in reasons ("line 7"); fields in `ignore` (the envelope of a
+    Kafka submission) are not kept as meta."""
     if not isinstance(data, dict):
-        return InvalidLine(fallback, f"line {line_no} is a JSON {type(data).__name__}, "
+        return InvalidLine(fallback_id, f"{where} is a JSON {type(data).__name__}, "
                            "not an object with `id` and `text`")
     raw_id = data.get("id")
     if raw_id is None:
-        return InvalidLine(fallback, f"line {line_no} has no `id`")
+        return InvalidLine(fallback_id, f"{where} has no `id`")
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
-        return InvalidLine(fallback, f"line {line_no}: `id` must be a string or an integer")
+        return InvalidLine(fallback_id, f"{where}: `id` must be a string or an integer")
     try:
         doc_id = check_id(str(raw_id), "`id`")
     except ValueError as exc:
-        return InvalidLine(fallback, f"line {line_no}: {exc}")
+        return InvalidLine(fallback_id, f"{where}: {exc}")
     text = data.get("text")
     if text is None:
-        return InvalidLine(doc_id, f"line {line_no} has no `text`")
+        return InvalidLine(doc_id, f"{where} has no `text`")
     if not isinstance(text, str):
-        return InvalidLine(doc_id, f"line {line_no}: `text` must be a string, "
+        return InvalidLine(doc_id, f"{where}: `text` must be a string, "
                            f"not {type(text).__name__}")
     if not text.strip():
-        return InvalidLine(doc_id, f"line {line_no}: `text` is empty")
+        return InvalidLine(doc_id, f"{where}: `text` is empty")
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return InvalidLine(doc_id, f"line {line_no} contains an unpaired surrogate escape")
+        return InvalidLine(doc_id, f"{where} contains an unpaired surrogate escape")
     size = len(text.encode("utf-8"))
     if size > max_text_bytes:
-        return InvalidLine(doc_id, f"line {line_no}: `text` is {size} bytes; the limit is "
+        return InvalidLine(doc_id, f"{where}: `text` is {size} bytes; the limit is "
                            f"{max_text_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
-    meta = {k: v for k, v in data.items() if k not in ("id", "text")}
+    meta = {k: v for k, v in data.items() if k not in ("id", "text", *ignore)}
     return ValidLine(doc_id, text, meta)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -73,9 +71,7 @@ def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_p
     job_id = submit(stack.settings, path, "kill_sink").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 20 <= c["processed_documents"] < 250)
 
-    sink = stack.procs["sink"].process
-    os.kill(sink.pid, signal.SIGKILL)
-    sink.wait()
+    stack.kill("sink")
     cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
 
     assert stack.procs["sink"].restarts == 1
@@ -92,8 +88,7 @@ def test_sigkill_other_services_mid_batch(stack: Stack, tmp_path: Path, victim: 
     path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(200, seed=9))
     job_id = submit(stack.settings, path, f"kill_{victim}").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 10 <= c["processed_documents"] < 170)
-    os.kill(stack.procs[victim].process.pid, signal.SIGKILL)
-    stack.procs[victim].process.wait()
+    stack.kill(victim)
     cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
     assert cp["status"] == "COMPLETED"
     assert cp["processed_documents"] == 200

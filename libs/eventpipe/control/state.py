@@ -1,8 +1,19 @@
-"""The latest command of every job, folded from control messages. Pure: no Kafka."""
+"""The control state of every job, folded from control messages. Pure: no Kafka.
+
+Ordering is by the record's timestamp, so commands for one job spread over partitions (a
+foreign producer's partitioner) still resolve to the newest. Stop is final: a command after
+a stop is ignored.
+
+Pause epochs: every document carries `epoch_ms`, the timestamp of the newest resume its
+sender knew of (0 if none). A stage drops a document whose epoch is older than the job's
+newest pause or stop. So after pause + resume, documents sent before the pause are never
+processed (resume re-sends what is left), while re-sent ones pass even at a stage that has not
+yet read the resume."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from eventpipe.control.messages import InvalidControlMessage, parse_control
 from eventpipe.models import ControlCommand
@@ -10,30 +21,59 @@ from eventpipe.models import ControlCommand
 log = logging.getLogger(__name__)
 
 
-class ControlLatest:
-    """The latest command per job, ordered by the record's timestamp so that commands for one
-    job spread over partitions (foreign partitioners) still resolve to the newest."""
+@dataclass
+class JobControl:
+    command: ControlCommand
+    at_ms: int
+    blocked_at_ms: int = 0  # newest pause or stop
+    resumed_at_ms: int = 0  # newest resume
 
+
+class ControlLatest:
     def __init__(self) -> None:
-        self._latest: dict[str, tuple[int, ControlCommand]] = {}
+        self.jobs: dict[str, JobControl] = {}
 
     def apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
         if value is None:  # tombstone from cleanup
             if key is not None:
-                self._latest.pop(key.decode(errors="replace"), None)
+                self.jobs.pop(key.decode(errors="replace"), None)
             return
         try:
             msg = parse_control(value)
         except InvalidControlMessage as exc:
             log.warning("control message ignored", extra={"reason": str(exc)})
             return
-        current = self._latest.get(msg.job_id)
-        if current is None or timestamp_ms >= current[0]:
-            self._latest[msg.job_id] = (timestamp_ms, msg.command)
+        state = self.jobs.get(msg.job_id)
+        if state is None:
+            state = self.jobs[msg.job_id] = JobControl(msg.command, timestamp_ms)
+        elif state.command is ControlCommand.STOP:
+            if msg.command is not ControlCommand.STOP:
+                log.warning("control message ignored: the job is stopped",
+                            extra={"job_id": msg.job_id, "command": msg.command.value})
+            return
+        elif timestamp_ms >= state.at_ms:
+            state.command, state.at_ms = msg.command, timestamp_ms
+        if msg.command is ControlCommand.RESUME:
+            state.resumed_at_ms = max(state.resumed_at_ms, timestamp_ms)
+        else:
+            state.blocked_at_ms = max(state.blocked_at_ms, timestamp_ms)
 
     def command(self, job_id: str) -> ControlCommand | None:
-        entry = self._latest.get(job_id)
-        return entry[1] if entry else None
+        state = self.jobs.get(job_id)
+        return state.command if state else None
 
-    def blocks(self, job_id: str) -> bool:
-        return self.command(job_id) in (ControlCommand.PAUSE, ControlCommand.STOP)
+    def epoch(self, job_id: str) -> int:
+        """What a sender stamps on the documents of this job it sends now."""
+        state = self.jobs.get(job_id)
+        return state.resumed_at_ms if state else 0
+
+    def blocks(self, job_id: str, epoch_ms: int = 0) -> bool:
+        """Whether a stage must drop a document of this job carrying this epoch."""
+        state = self.jobs.get(job_id)
+        if state is None:
+            return False
+        if state.command is ControlCommand.STOP:
+            return True
+        # While paused, blocked_at_ms is the pause itself; a document stamped with a newer
+        # resume proves a resume this reader has not read yet.
+        return epoch_ms < state.blocked_at_ms

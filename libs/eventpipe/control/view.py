@@ -29,8 +29,8 @@ class ControlView(threading.Thread):
         )
         self._stop = threading.Event()
 
-    def blocks(self, job_id: str) -> bool:
-        return self.latest.blocks(job_id)
+    def blocks(self, job_id: str, epoch_ms: int = 0) -> bool:
+        return self.latest.blocks(job_id, epoch_ms)
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -52,14 +52,23 @@ class EmbeddedBroker:
     """Starts Tansu on a loopback port and stops it; use as a context manager."""
 
     def __init__(
-        self, port: int = 0, binary: Path | None = None, log_path: Path | None = None
+        self,
+        port: int = 0,
+        binary: Path | None = None,
+        log_path: Path | None = None,
+        tie_to_parent: bool = True,
     ) -> None:
+        self.tie_to_parent = tie_to_parent
         self.port = port or free_port()
         self.binary = find_broker_binary(binary)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         # Tansu reads a `.env` file from its working directory: give it an empty one.
         self._cwd = tempfile.TemporaryDirectory(prefix="eventpipe-broker-")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
 
     @property
     def bootstrap(self) -> str:
@@ -81,7 +90,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent if self.tie_to_parent else None,
         )
         if not isinstance(log, int):
             log.close()

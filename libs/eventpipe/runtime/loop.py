@@ -40,11 +40,13 @@ class ConsumeLoop:
         group_id: str,
         handle: BatchHandler,
         producer: Producer | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.topics = topics
         self.handle = handle
+        self.on_tick = on_tick
         self.producer = producer or make_producer(settings)
         self.consumer: Consumer = make_consumer(settings, group_id)
         self.stop_event = threading.Event()
@@ -106,6 +108,8 @@ class ConsumeLoop:
         try:
             while not self.stop_event.is_set():
                 self.step()
+                if self.on_tick is not None:
+                    self.on_tick()
         finally:
             self.flush()
             self.consumer.close()  # leaves the group: partitions move at once

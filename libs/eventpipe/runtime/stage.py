@@ -116,7 +116,7 @@ class StageRunner:
             except (ValueError, ValidationError) as exc:
                 self._fail(failure_for_undecodable(msg.value(), self.stage, exc))
                 continue
-            if self.control.blocks(doc.job_id):
+            if self.control.blocks(doc.job_id, doc.epoch_ms):
                 # Paused or stopped: not started here; resume re-sends what is unprocessed.
                 log.info("skipped: job paused or stopped",
                          extra={"job_id": doc.job_id, "doc_id": doc.doc_id})

@@ -28,6 +28,7 @@ class CheckpointReader:
         for topic in (self._checkpoints, self._control):
             meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
             assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self._control_partitions = sum(1 for tp in assignment if tp.topic == self._control)
         self._consumer.assign(assignment)
         self._seen_markers: dict[bytes, int] = {}
 
@@ -39,10 +40,10 @@ class CheckpointReader:
                 log.warning("checkpoint read error", extra={"error": str(msg.error())})
                 continue
             key = msg.key()
-            if msg.topic() == self._control:
-                self.table.apply_control(key, msg.value(), msg.timestamp()[1])
-            elif key is not None and key.startswith(b"marker/"):
+            if key is not None and key.startswith(b"marker/"):
                 self._seen_markers[key] = self._seen_markers.get(key, 0) + 1
+            elif msg.topic() == self._control:
+                self.table.apply_control(key, msg.value(), msg.timestamp()[1])
             else:
                 self.table.apply_checkpoint(key, msg.value())
         return len(msgs)
@@ -51,11 +52,12 @@ class CheckpointReader:
         """Read until a marker written now has come back on every partition: then everything
         written before this call is folded. High watermarks are not trusted for this (they
         can be wrong on some brokers)."""
-        token = writer.send_marker()
+        token = writer.send_marker(self._control_partitions)
         writer.flush()
         key = marker_key(token)
+        expected = writer.partitions + self._control_partitions
         deadline = time.monotonic() + timeout_s
-        while self._seen_markers.get(key, 0) < writer.partitions:
+        while self._seen_markers.get(key, 0) < expected:
             if time.monotonic() > deadline:
                 raise TimeoutError("checkpoint topic not caught up within the timeout")
             self.poll(timeout_s=0.1)

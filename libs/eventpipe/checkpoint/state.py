@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,15 +84,15 @@ class JobTable:
         return JobStatus.RUNNING
 
     def apply_control(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
-        self.control.apply(key, value, timestamp_ms)
-        job_id = key.decode(errors="replace") if key else None
-        if value is not None:
-            try:
-                job_id = json.loads(value).get("job_id", job_id)
-            except (ValueError, AttributeError):
-                return
-        if job_id in self.jobs:
-            self.dirty.add(job_id)
+        job_id = self.control.apply(key, value, timestamp_ms)
+        if job_id is None:
+            return
+        state = self.jobs.get(job_id)
+        if state is None:
+            log.warning("control message for an unknown job", extra={"job_id": job_id[:200]})
+            return
+        state.touch(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp_ms / 1000)))
+        self.dirty.add(job_id)
 
     def apply_checkpoint(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

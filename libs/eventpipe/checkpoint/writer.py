@@ -21,6 +21,7 @@ class CheckpointWriteError(RuntimeError):
 class CheckpointWriter:
     def __init__(self, settings: Settings, producer: Producer) -> None:
         self.topic = Topics.from_settings(settings).checkpoints
+        self.control_topic = Topics.from_settings(settings).control
         self.producer = producer
         meta = producer.list_topics(self.topic, timeout=10).topics[self.topic]
         self.partitions = len(meta.partitions)
@@ -44,13 +45,28 @@ class CheckpointWriter:
                 record.model_dump_json(exclude_none=True).encode(), self._on_delivery,
                 partition=keys.partition_for(record.job_id, self.partitions))
 
-    def send_marker(self) -> str:
-        """One marker per partition; a reader that has seen them all is caught up to now."""
+    def send_marker(self, control_partitions: int = 0) -> str:
+        """One marker per partition of the checkpoint topic (and of the control topic); a
+        reader that has seen them all is caught up to now."""
         token = uuid.uuid4().hex
+        for p in range(control_partitions):
+            produce(self.producer, self.control_topic, keys.marker_key(token), b"{}",
+                    self._on_delivery, partition=p)
         for p in range(self.partitions):
             produce(self.producer, self.topic, keys.marker_key(token), b"{}", self._on_delivery,
                     partition=p)
         return token
+
+    def tombstone_job(self, job_id: str, doc_ids: list[str]) -> None:
+        """Delete a job's records (compaction removes them; readers drop them at once)."""
+        partition = keys.partition_for(job_id, self.partitions)
+        for key in [*(keys.doc_key(job_id, d) for d in doc_ids), keys.status_key(job_id),
+                    keys.job_key(job_id)]:
+            self.producer.produce(self.topic, key=key, value=None, partition=partition,
+                                  on_delivery=self._on_delivery)
+            self.producer.poll(0)
+        self.producer.produce(self.control_topic, key=job_id.encode(), value=None,
+                              on_delivery=self._on_delivery)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until every record is acknowledged; raise if any was not."""

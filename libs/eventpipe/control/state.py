@@ -4,11 +4,11 @@ Ordering is by the record's timestamp, so commands for one job spread over parti
 foreign producer's partitioner) still resolve to the newest. Stop is final: a command after
 a stop is ignored.
 
-Pause epochs: every document carries `epoch_ms`, the timestamp of the newest resume its
-sender knew of (0 if none). A stage drops a document whose epoch is older than the job's
-newest pause or stop. So after pause + resume, documents sent before the pause are never
-processed (resume re-sends what is left), while re-sent ones pass even at a stage that has not
-yet read the resume."""
+Epochs: every document carries `epoch_ms`, the timestamp of the newest resume its sender knew
+of (0 if none). A stage drops a document whose epoch is older than the job's newest pause,
+stop or resume. So documents sent before a pause or a resume are never processed after it
+(resume re-sends what is left from the recorded input), while re-sent ones pass even at a
+stage that has not yet read the resume: no document is processed twice because of a pause."""
 
 from __future__ import annotations
 
@@ -25,24 +25,27 @@ log = logging.getLogger(__name__)
 class JobControl:
     command: ControlCommand
     at_ms: int
-    blocked_at_ms: int = 0  # newest pause or stop
-    resumed_at_ms: int = 0  # newest resume
+    floor_ms: int = 0  # newest pause, stop or resume: older documents are dropped
+    resumed_at_ms: int = 0  # newest resume: the epoch of documents sent now
 
 
 class ControlLatest:
     def __init__(self) -> None:
         self.jobs: dict[str, JobControl] = {}
 
-    def apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
+    def apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> str | None:
+        """Fold one record; returns the job id it concerned, if any."""
+        if key is not None and key.startswith(b"marker/"):
+            return None  # written by a reader to find the end of the topic
         if value is None:  # tombstone from cleanup
             if key is not None:
                 self.jobs.pop(key.decode(errors="replace"), None)
-            return
+            return None
         try:
             msg = parse_control(value)
         except InvalidControlMessage as exc:
             log.warning("control message ignored", extra={"reason": str(exc)})
-            return
+            return None
         state = self.jobs.get(msg.job_id)
         if state is None:
             state = self.jobs[msg.job_id] = JobControl(msg.command, timestamp_ms)
@@ -50,13 +53,13 @@ class ControlLatest:
             if msg.command is not ControlCommand.STOP:
                 log.warning("control message ignored: the job is stopped",
                             extra={"job_id": msg.job_id, "command": msg.command.value})
-            return
+            return msg.job_id
         elif timestamp_ms >= state.at_ms:
             state.command, state.at_ms = msg.command, timestamp_ms
         if msg.command is ControlCommand.RESUME:
             state.resumed_at_ms = max(state.resumed_at_ms, timestamp_ms)
-        else:
-            state.blocked_at_ms = max(state.blocked_at_ms, timestamp_ms)
+        state.floor_ms = max(state.floor_ms, timestamp_ms)
+        return msg.job_id
 
     def command(self, job_id: str) -> ControlCommand | None:
         state = self.jobs.get(job_id)
@@ -74,6 +77,6 @@ class ControlLatest:
             return False
         if state.command is ControlCommand.STOP:
             return True
-        # While paused, blocked_at_ms is the pause itself; a document stamped with a newer
-        # resume proves a resume this reader has not read yet.
-        return epoch_ms < state.blocked_at_ms
+        # A document stamped with a resume newer than a pause this reader knows proves that
+        # resume, even before this reader has read it.
+        return epoch_ms < state.floor_ms

@@ -1,0 +1,3 @@
+from eventpipe.cli.main import main
+
+main()

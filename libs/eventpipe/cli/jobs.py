@@ -1,0 +1,158 @@
+"""Finding jobs, submitting batches and sending control commands: what every command shares."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
+from eventpipe.cli.errors import UsageError
+from eventpipe.control.messages import encode_control
+from eventpipe.kafka.clients import make_producer
+from eventpipe.kafka.errors import KafkaSetupError
+from eventpipe.kafka.topics import Topics
+from eventpipe.models import ControlCommand, JobStatus, Submission, job_id_for
+from eventpipe.settings import Settings
+
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+FINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
+
+
+def default_batch_id() -> str:
+    return datetime.now(UTC).strftime("batch_%Y%m%d_%H%M%S")
+
+
+def check_batch_id(batch_id: str) -> str:
+    if not BATCH_ID.match(batch_id) or ".." in batch_id:
+        raise UsageError(
+            f"invalid batch id {batch_id[:80]!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return batch_id
+
+
+def check_input(path: Path) -> Path:
+    if not path.exists():
+        raise UsageError(f"input file {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"input {path} is not a file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"input file {path} is not readable")
+    return path.resolve()
+
+
+def load_checkpoint(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    try:
+        return read_checkpoint(settings.checkpoint_dir, job_id)
+    except CheckpointNotFound:
+        return None
+
+
+def last_job_path(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "last_job"
+
+
+def resolve_job(settings: Settings, job: str | None) -> str:
+    """A job id, a batch id, or (None) the last job submitted from this data directory."""
+    if job is None:
+        try:
+            return last_job_path(settings).read_text().strip()
+        except FileNotFoundError:
+            raise UsageError(f"no job given and none submitted from {settings.data_dir} "
+                             "yet") from None
+    if JOB_ID.match(job):
+        return job
+    return job_id_for(check_batch_id(job))
+
+
+def require_checkpoint(settings: Settings, job_id: str, job: str | None) -> dict[str, Any]:
+    cp = load_checkpoint(settings, job_id)
+    if cp is None:
+        raise UsageError(f"unknown job {job or job_id}: no checkpoint in "
+                         f"{settings.checkpoint_dir}")
+    return cp
+
+
+def submit(settings: Settings, path: Path, batch_id: str, retry_failed: bool = False
+           ) -> Submission:
+    job_id = job_id_for(batch_id)
+    previous = load_checkpoint(settings, job_id)
+    if previous is not None:
+        status = previous["status"]
+        if status == JobStatus.STOPPED.value:
+            raise UsageError(f"job {job_id} (batch {batch_id}) is STOPPED and cannot be "
+                             "resumed or resubmitted; use another batch id")
+        if status == JobStatus.PAUSED.value:
+            raise UsageError(f"job {job_id} (batch {batch_id}) is PAUSED: run "
+                             f"`eventpipe resume {batch_id}` to continue it")
+    elif retry_failed:
+        raise UsageError(f"--retry-failed: batch {batch_id} has no job to retry")
+    sub = Submission(batch_id=batch_id, job_id=job_id, path=str(path), retry_failed=retry_failed)
+    _send(settings, Topics.from_settings(settings).submissions, batch_id.encode(),
+          sub.model_dump_json().encode())
+    last = last_job_path(settings)
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(job_id + "\n")
+    return sub
+
+
+def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+    producer = make_producer(settings)
+    producer.produce(topic, key=key, value=value)
+    if producer.flush(30):
+        raise KafkaSetupError(f"the broker at {settings.kafka_bootstrap} did not acknowledge "
+                              f"the message to {topic}")
+
+
+EXPECTED = {ControlCommand.PAUSE: JobStatus.PAUSED, ControlCommand.RESUME: JobStatus.RUNNING,
+            ControlCommand.STOP: JobStatus.STOPPED}
+
+
+def send_control(settings: Settings, command: ControlCommand, job: str | None,
+                 timeout_s: float) -> dict[str, Any]:
+    """Check the command makes sense for the job's status, send it, and wait until the
+    checkpoint shows the new status."""
+    job_id = resolve_job(settings, job)
+    cp = require_checkpoint(settings, job_id, job)
+    status = cp["status"]
+    if status in (JobStatus.COMPLETED.value, JobStatus.FAILED.value):
+        raise UsageError(f"job {job_id} is already {status}: nothing to {command.value}")
+    if status == JobStatus.STOPPED.value:
+        raise UsageError(f"job {job_id} is STOPPED: a stopped job cannot be "
+                         f"{command.value}d")
+    if command is ControlCommand.PAUSE and status == JobStatus.PAUSED.value:
+        return cp
+    if command is ControlCommand.RESUME and status == JobStatus.RUNNING.value:
+        path = cp["metadata"].get("input_path")
+        if not (path and Path(path).is_file()):
+            raise UsageError(f"job {job_id} is RUNNING and its input is not readable here: "
+                             "to re-send lost documents, resubmit the batch")
+        # RUNNING after a restart of the broker: resume re-sends what it lost.
+    sent = time.time()
+    _send(settings, Topics.from_settings(settings).control, job_id.encode(),
+          encode_control(command, job_id))
+    want = EXPECTED[command].value
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cp = require_checkpoint(settings, job_id, job)
+        if cp["status"] == want and (command is not ControlCommand.RESUME
+                                     or _newer(cp["updated_at"], sent)):
+            return cp
+        if cp["status"] in FINAL and cp["status"] != want:
+            return cp
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"sent {command.value} to job {job_id}, but its checkpoint did not show "
+                f"{want} within {timeout_s:.0f} s (it shows {cp['status']}); is the "
+                "checkpoint service running? (`eventpipe ps`)")
+        time.sleep(0.1)
+
+
+def _newer(iso: str, since_epoch_s: float) -> bool:
+    at = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return at >= int(since_epoch_s)

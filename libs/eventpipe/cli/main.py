@@ -1,0 +1,215 @@
+"""Argument parsing and the commands' entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from eventpipe.cli import stack_commands
+from eventpipe.cli.errors import UsageError
+from eventpipe.cli.jobs import (
+    FINAL,
+    check_batch_id,
+    check_input,
+    default_batch_id,
+    load_checkpoint,
+    require_checkpoint,
+    resolve_job,
+    send_control,
+    submit,
+)
+from eventpipe.cli.output import RateWindow, monitor_line, run_summary, status_report
+from eventpipe.cli.progress import Progress
+from eventpipe.kafka.errors import KafkaSetupError
+from eventpipe.logs import setup_logging
+from eventpipe.models import ControlCommand, Submission
+from eventpipe.settings import Settings
+from eventpipe.stack import Stack, StackError
+
+
+def wait_for_job(
+    stack: Stack, sub: Submission, register_timeout_s: float = 120.0
+) -> dict[str, Any]:
+    """Show progress until the job ends, restarting services that die. Only a checkpoint that
+    this submission has registered counts, so an earlier run's final status is not taken for
+    this one's."""
+    progress = Progress()
+    registered_by = time.monotonic() + register_timeout_s
+    try:
+        while True:
+            for name in stack.supervise():
+                print(f"\nservice {name} died; started it again", file=sys.stderr)
+            cp = load_checkpoint(stack.settings, sub.job_id)
+            if cp is not None and cp["metadata"].get("submission_id") == sub.submission_id:
+                progress.update(cp)
+                if cp["status"] in FINAL and cp["metadata"].get("total_known", True):
+                    return cp
+            elif time.monotonic() > registered_by:
+                raise StackError(f"job {sub.job_id} was not registered within "
+                                 f"{register_timeout_s} s; see {stack.log_dir}/ingest.log")
+            time.sleep(0.25)
+    finally:
+        progress.close()
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    path = check_input(Path(args.input))
+    batch_id = check_batch_id(args.batch_id or default_batch_id())
+    stack = Stack(settings)
+    started = time.monotonic()
+    print(f"starting the stack (data in {stack.settings.data_dir}) ...", file=sys.stderr)
+    try:
+        stack.start()
+        print(f"broker {stack.bootstrap}; services ready in "
+              f"{time.monotonic() - started:.1f} s; submitting {path} as batch {batch_id}",
+              file=sys.stderr)
+        cp = wait_for_job(stack, submit(stack.settings, path, batch_id))
+    finally:
+        stack.stop()
+    print(run_summary(cp, stack.settings.data_dir, time.monotonic() - started))
+    return 0 if cp["status"] == "COMPLETED" else 1
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    path = check_input(Path(args.input))
+    batch_id = check_batch_id(args.batch_id or default_batch_id())
+    sub = submit(stack_commands.attached_settings(settings), path, batch_id,
+                 retry_failed=args.retry_failed)
+    print(sub.job_id)
+    print(f"submitted {path} as batch {batch_id}"
+          + (" (failed documents only)" if args.retry_failed else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
+    command = ControlCommand(args.command)
+    cp = send_control(stack_commands.attached_settings(settings), command, args.job,
+                      args.timeout)
+    print(f"job {cp['job_id']} (batch {cp['batch_id']}): {cp['status']}")
+    if command is ControlCommand.RESUME:
+        path = cp["metadata"].get("input_path")
+        if path and Path(path).is_file():
+            print(f"the remaining documents are re-sent from {path}")
+        else:
+            print("the input is not readable here: resubmit the batch to send the remaining "
+                  "documents")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    cp = require_checkpoint(settings, resolve_job(settings, args.job), args.job)
+    print(json.dumps(cp, indent=2, ensure_ascii=False) if args.json else status_report(cp))
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    job_id = resolve_job(settings, args.job)
+    rate = RateWindow()
+    n = 0
+    while True:
+        cp = require_checkpoint(settings, job_id, args.job)
+        n += 1
+        done = cp["processed_documents"] + cp["failed_documents"]
+        print(monitor_line(n, cp, rate.add(done)), flush=True)
+        if cp["status"] in FINAL:
+            return 0 if cp["status"] == "COMPLETED" else 1
+        time.sleep(args.interval)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    return stack_commands.up(settings)
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    return stack_commands.down(settings)
+
+
+def cmd_ps(args: argparse.Namespace, settings: Settings) -> int:
+    return stack_commands.ps(settings)
+
+
+def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    return stack_commands.cleanup(settings, args.older_than)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eventpipe", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", help="results, checkpoints, logs and the stack's "
+                          "state (default ./data, env EVENTPIPE_DATA_DIR)")
+    job = argparse.ArgumentParser(add_help=False)
+    job.add_argument("job", nargs="?", help="job id or batch id (default: the last submitted)")
+
+    run = sub.add_parser("run", parents=[data_dir],
+                         help="process a JSONL file end to end on this machine")
+    run.add_argument("input", help="JSONL file, one object with `id` and `text` per line")
+    run.add_argument("--batch-id", help="names the batch; the same id continues the same job")
+    run.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("submit", parents=[data_dir], help="send a batch to the running stack")
+    s.add_argument("input", help="JSONL file, one object with `id` and `text` per line")
+    s.add_argument("--batch-id", help="default: batch_YYYYMMDD_HHMMSS")
+    s.add_argument("--retry-failed", action="store_true",
+                   help="reprocess only the documents of this batch that failed")
+    s.set_defaults(func=cmd_submit)
+
+    for name, text in [("pause", "pause a job: no new documents start"),
+                       ("resume", "resume a paused job; re-sends what is left"),
+                       ("stop", "stop a job for good")]:
+        c = sub.add_parser(name, parents=[data_dir, job], help=text)
+        c.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds to wait for the checkpoint to show it (default 30)")
+        c.set_defaults(func=cmd_control)
+
+    st = sub.add_parser("status", parents=[data_dir, job], help="print a job's checkpoint")
+    st.add_argument("--json", action="store_true", help="print the checkpoint itself")
+    st.set_defaults(func=cmd_status)
+
+    m = sub.add_parser("monitor", parents=[data_dir, job], help="a line per interval until "
+                       "the job ends")
+    m.add_argument("--interval", type=float, default=5.0, help="seconds (default 5)")
+    m.set_defaults(func=cmd_monitor)
+
+    for name, func, text in [("up", cmd_up, "start the stack in the background"),
+                             ("down", cmd_down, "stop the background stack"),
+                             ("ps", cmd_ps, "list the stack's processes")]:
+        sub.add_parser(name, parents=[data_dir], help=text).set_defaults(func=func)
+
+    c = sub.add_parser("cleanup", parents=[data_dir],
+                       help="remove checkpoints of jobs that ended long ago")
+    c.add_argument("--older-than", required=True, help="age, e.g. 7d, 12h, 30m")
+    c.set_defaults(func=cmd_cleanup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"eventpipe: invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if getattr(args, "data_dir", None):
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    setup_logging("WARNING")
+    try:
+        sys.exit(args.func(args, settings))
+    except UsageError as exc:
+        print(f"eventpipe: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (StackError, KafkaSetupError, KafkaException, TimeoutError) as exc:
+        print(f"eventpipe: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\neventpipe: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+__all__ = ["main", "parser"]

@@ -1,0 +1,79 @@
+"""What the commands print: the checkpoint report, monitor lines, the run summary."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from eventpipe.storage.jsonl import results_path
+
+
+def status_report(cp: dict[str, Any]) -> str:
+    total = cp["total_documents"]
+    processed, failed = cp["processed_documents"], cp["failed_documents"]
+    pct = 100.0 * processed / total if total else 0.0
+    lines = ["=" * 70, "CHECKPOINT STATUS", "=" * 70, f"Job ID: {cp['job_id']}", ""]
+    for label, value in [
+        ("Status", cp["status"]), ("Batch ID", cp["batch_id"]), ("Total Documents", total),
+        ("Processed", f"{processed} ({pct:.1f}%)"), ("Failed", failed),
+        ("Remaining", max(0, total - processed - failed)),
+        ("Created", cp["created_at"]), ("Updated", cp["updated_at"]),
+    ]:
+        lines.append(f"{label + ':':<21}{value}")
+    reason = cp["metadata"].get("status_reason")
+    if reason:
+        lines.append(f"{'Reason:':<21}{reason}")
+    lines += ["", "Recent Processed Documents (last 10):"]
+    lines += [f"  ✓ {doc_id}" for doc_id in cp["processed_doc_ids"][-10:]]
+    lines += ["", f"Failed Documents ({failed}):"]
+    failures = cp.get("failures", {})
+    for doc_id in cp["failed_doc_ids"]:
+        f = failures.get(doc_id, {})
+        lines.append(f"  ✗ {doc_id} ({f.get('stage', '?')}: {f.get('error', '?')})")
+    return "\n".join(lines)
+
+
+class RateWindow:
+    """Documents per minute over a sliding window of recent samples."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, done: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window_s:
+            self.samples.popleft()
+        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+        return 60.0 * (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def monitor_line(n: int, cp: dict[str, Any], rate_per_min: float) -> str:
+    total = cp["total_documents"]
+    processed = cp["processed_documents"]
+    pct = 100.0 * processed / total if total else 0.0
+    status = "PROGRESS" if cp["status"] == "RUNNING" else cp["status"]
+    return (f"[{n}] {time.strftime('%H:%M:%S')} | Status: {status} | Progress: "
+            f"{processed}/{total} ({pct:.1f}%) | Failed: {cp['failed_documents']} | "
+            f"Rate: {rate_per_min:.1f} docs/min")
+
+
+def run_summary(cp: dict[str, Any], data_dir: Path, elapsed_s: float) -> str:
+    lines = [
+        f"Job {cp['job_id']} (batch {cp['batch_id']}): {cp['status']} in {elapsed_s:.1f} s",
+        f"  total {cp['total_documents']}, processed {cp['processed_documents']}, "
+        f"failed {cp['failed_documents']}",
+        f"  results:    {results_path(data_dir, cp['batch_id'])}",
+        f"  checkpoint: {data_dir / 'checkpoints' / (cp['job_id'] + '.json')}",
+    ]
+    failures = cp.get("failures", {})
+    if failures:
+        lines.append("  failed documents:")
+        for doc_id, f in list(failures.items())[:20]:
+            lines.append(f"    ✗ {doc_id} ({f['stage']}): {f['error']}")
+        if len(failures) > 20:
+            lines.append(f"    ... and {len(failures) - 20} more (see the checkpoint file)")
+    return "\n".join(lines)

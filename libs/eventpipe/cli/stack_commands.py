@@ -1,0 +1,151 @@
+"""`up`, `down`, `ps` and `cleanup`: the background stack of a data directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.cli.errors import UsageError
+from eventpipe.kafka.clients import make_producer
+from eventpipe.models import JobStatus
+from eventpipe.settings import Settings
+from eventpipe.stack import Stack, StackError, StackState, stack_status
+
+ENDED = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "run" / "stack.json"
+
+
+def attached_settings(settings: Settings) -> Settings:
+    """Settings pointing at the stack `up` started in this data directory, when there is one
+    and no cluster is configured explicitly."""
+    if settings.kafka_bootstrap:
+        return settings
+    state = StackState.load(state_path(settings))
+    if state is None:
+        raise UsageError(f"no stack is running for {settings.data_dir} (start one with "
+                         "`eventpipe up`, or set EVENTPIPE_KAFKA_BOOTSTRAP)")
+    if not state.broker_alive():
+        raise UsageError("the stack's embedded broker is not running: `eventpipe up` "
+                         "starts it again")
+    return settings.model_copy(update={"kafka_bootstrap": state.bootstrap})
+
+
+def up(settings: Settings, timeout_s: float = 180.0) -> int:
+    path = state_path(settings)
+    state = StackState.load(path)
+    if state is not None and state.broker_alive():
+        stack = Stack.attach(settings, state)
+        dead = [name for name, proc in stack.procs.items() if not proc.alive()]
+        if not dead:
+            print(f"already running (broker {state.bootstrap}); nothing started")
+            return 0
+        print(f"starting again: {', '.join(dead)}", file=sys.stderr)
+        for name in dead:
+            stack.spawn(name)
+        stack.wait_ready(timeout_s, dead)
+    else:
+        if state is not None:  # the broker died: nothing the services hold is valid
+            Stack.attach(settings, state).stop()
+            print("the embedded broker had died; starting the whole stack again",
+                  file=sys.stderr)
+            settings = settings.model_copy(update={"broker_port": _port(state.bootstrap)})
+        stack = Stack(settings, tie_to_parent=False)
+        started = time.monotonic()
+        try:
+            stack.start(timeout_s)
+        except BaseException:
+            stack.stop()
+            raise
+        print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    stack.state().save(path)
+    print_ps(stack.state())
+    return 0
+
+
+def _port(bootstrap: str) -> int:
+    try:
+        return int(bootstrap.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def down(settings: Settings, timeout_s: float = 60.0) -> int:
+    path = state_path(settings)
+    state = StackState.load(path)
+    if state is None:
+        print(f"no stack is running for {settings.data_dir}")
+        return 0
+    Stack.attach(settings, state).stop(timeout_s)
+    path.unlink(missing_ok=True)
+    print("stack stopped (embedded broker state is gone; the checkpoint files keep every job)"
+          if state.embedded else "services stopped")
+    return 0
+
+
+def print_ps(state: StackState) -> None:
+    print(f"bootstrap: {state.bootstrap} ({'embedded broker' if state.embedded else 'cluster'})")
+    print(f"{'NAME':<12}{'PID':>8}  {'STATUS':<8}  LOG")
+    for row in stack_status(state):
+        print(f"{row['name']:<12}{row['pid'] or '-':>8}  {row['status']:<8}  {row['log']}")
+
+
+def ps(settings: Settings) -> int:
+    state = StackState.load(state_path(settings))
+    if state is None:
+        print(f"no stack is running for {settings.data_dir}")
+        return 1
+    print_ps(state)
+    rows = stack_status(state)
+    return 0 if all(r["status"] == "running" for r in rows) else 1
+
+
+def parse_age(text: str) -> timedelta:
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    try:
+        value, unit = float(text[:-1]), units[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise UsageError(f"invalid age {text!r}: use a number and a unit, e.g. 7d, 12h, "
+                         "30m") from None
+    if value < 0:
+        raise UsageError("the age must not be negative")
+    return timedelta(**{unit: value})
+
+
+def cleanup(settings: Settings, older_than: str) -> int:
+    """Delete the checkpoint files of jobs that ended longer ago than the age, and tombstone
+    their records on the checkpoint and control topics when a broker is reachable."""
+    cutoff = datetime.now(UTC) - parse_age(older_than)
+    try:
+        live = attached_settings(settings)
+    except (UsageError, StackError):
+        live = None
+    writer = CheckpointWriter(live, make_producer(live)) if live else None
+    removed = 0
+    for path in sorted(settings.checkpoint_dir.glob("*.json")):
+        try:
+            cp = json.loads(path.read_text())
+            ended = datetime.strptime(cp["updated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+            continue
+        if cp["status"] not in ENDED or ended > cutoff:
+            continue
+        job_id = cp["job_id"]
+        if writer is not None:
+            writer.tombstone_job(job_id, [*cp["processed_doc_ids"], *cp["failed_doc_ids"]])
+        path.unlink()
+        removed += 1
+        print(f"removed {job_id} (batch {cp['batch_id']}, {cp['status']}, ended "
+              f"{cp['updated_at']})")
+    if writer is not None:
+        writer.flush()
+    where = "" if writer is not None else " (no broker running: files only)"
+    print(f"{removed} job(s) removed{where}")
+    return 0

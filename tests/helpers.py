@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,3 +52,13 @@ def wait_checkpoint(
 
 def read_results(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+EVENTPIPE = [sys.executable, "-m", "eventpipe.cli"]
+
+
+def run_cli(*args: str, data_dir: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
+    env["EVENTPIPE_DATA_DIR"] = str(data_dir)
+    return subprocess.run([*EVENTPIPE, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)

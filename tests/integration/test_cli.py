@@ -5,23 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from eventpipe.models import job_id_for
 from eventpipe.storage.jsonl import results_path
-from helpers import corpus_lines, read_results, write_jsonl
-
-EVENTPIPE = [sys.executable, "-m", "eventpipe.cli"]
-
-
-def run_cli(*args: str, data_dir: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
-    env["EVENTPIPE_DATA_DIR"] = str(data_dir)
-    return subprocess.run([*EVENTPIPE, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
+from helpers import EVENTPIPE, corpus_lines, read_results, run_cli, write_jsonl
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("\neventpipe: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        sys.exit(0)
 
 
 __all__ = ["main", "parser"]

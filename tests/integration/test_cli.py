@@ -58,6 +58,12 @@ def test_run_then_rerun_the_same_batch_skips_what_is_done(tmp_path: Path) -> Non
     assert cp["status"] == "COMPLETED" and cp["total_documents"] == 36
     saved = read_results(results_path(data, "cli_batch"))
     assert len(saved) == len({r["id"] for r in saved}) == 35
+    script = Path(__file__).parents[2] / "scripts" / "checkpoint_status.sh"
+    status = subprocess.run([str(script), "cli_batch", "--data-dir", str(data)],
+                            capture_output=True, text=True, check=False)
+    assert status.returncode == 0 and "Status:              COMPLETED" in status.stdout
+    assert "Processed:           35 (97.2%)" in status.stdout
+
     ingest_log = (data / "logs" / "ingest.log").read_text().splitlines()
     summaries = [json.loads(x) for x in ingest_log if "submission ingested" in x]
     assert [(s["sent"], s["skipped"]) for s in summaries] == [(30, 0), (5, 31)]

@@ -226,3 +226,32 @@ def test_malformed_and_unknown_control_messages_are_ignored_and_logged(
         assert "control message must be a JSON object" in text
         assert "unknown command 'explode'" in text
     assert "control message for an unknown job" in logs["checkpoint"]
+
+
+def test_cleanup_removes_only_ended_jobs(stack: Stack, tmp_path: Path, capsys: Any) -> None:
+    from eventpipe.checkpoint.reader import CheckpointReader
+    from eventpipe.cli.stack_commands import cleanup
+
+    settings = stack.settings
+    done = submit(settings, write_jsonl(tmp_path / "d.jsonl", corpus_lines(10, 30)), "old").job_id
+    assert_exactly_once(settings, "old", 10)
+    paused = submit(settings, write_jsonl(tmp_path / "p.jsonl", corpus_lines(300, 31)),
+                    "keep").job_id
+    wait_checkpoint(settings, paused, lambda c: c["processed_documents"] >= 5)
+    send_control(settings, ControlCommand.PAUSE, "keep", timeout_s=30)
+
+    assert cleanup(settings, "1h") == 0
+    assert "0 job(s) removed" in capsys.readouterr().out
+    assert cleanup(settings, "0s") == 0
+    assert "1 job(s) removed" in capsys.readouterr().out
+    time.sleep(1.5)  # the materializer must not write the removed job back
+    assert not (settings.checkpoint_dir / f"{done}.json").exists()
+    assert (settings.checkpoint_dir / f"{paused}.json").exists()
+    reader = CheckpointReader(settings)
+    try:
+        while reader.poll(timeout_s=1.0):
+            pass
+        assert done not in reader.table.jobs and paused in reader.table.jobs
+        assert reader.table.control.command(done) is None
+    finally:
+        reader.close()

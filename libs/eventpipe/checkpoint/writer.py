@@ -58,10 +58,11 @@ class CheckpointWriter:
         return token
 
     def tombstone_job(self, job_id: str, doc_ids: list[str]) -> None:
-        """Delete a job's records (compaction removes them; readers drop them at once)."""
+        """Delete a job's records (compaction removes them; readers drop them at once). The
+        job's own key goes first: readers then drop the job whole, never a half of it."""
         partition = keys.partition_for(job_id, self.partitions)
-        for key in [*(keys.doc_key(job_id, d) for d in doc_ids), keys.status_key(job_id),
-                    keys.job_key(job_id)]:
+        for key in [keys.job_key(job_id), keys.status_key(job_id),
+                    *(keys.doc_key(job_id, d) for d in doc_ids)]:
             self.producer.produce(self.topic, key=key, value=None, partition=partition,
                                   on_delivery=self._on_delivery)
             self.producer.poll(0)

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Usage: resume_batch.sh [JOB_ID]   — eventpipe resume (JOB_ID: a job or batch id; default: the last job).
+set -euo pipefail
+source "$(dirname "$0")/_common.sh"
+exec "$EVENTPIPE" resume "$@"

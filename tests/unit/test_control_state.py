@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+from eventpipe.cli.output import RateWindow, monitor_line
+from eventpipe.cli.stack_commands import parse_age
+from eventpipe.control.state import ControlLatest
+from eventpipe.models import ControlCommand
+
+
+def cmd(command: str, job: str = "j") -> bytes:
+    return json.dumps({"command": command, "job_id": job}).encode()
+
+
+def test_documents_sent_before_a_pause_or_resume_are_dropped_after_it() -> None:
+    c = ControlLatest()
+    assert not c.blocks("j", 0) and c.epoch("j") == 0
+    c.apply(b"j", cmd("pause"), 1000)
+    assert c.blocks("j", 0)
+    c.apply(b"j", cmd("resume"), 2000)
+    assert c.command("j") is ControlCommand.RESUME and c.epoch("j") == 2000
+    assert c.blocks("j", 0), "a document queued before the pause must not run after it"
+    assert not c.blocks("j", 2000), "a re-sent document carries the resume's epoch"
+
+
+def test_a_resend_passes_a_stage_that_has_not_read_the_resume_yet() -> None:
+    c = ControlLatest()
+    c.apply(b"j", cmd("pause"), 1000)
+    assert not c.blocks("j", 2000)
+
+
+def test_stop_is_final_and_out_of_order_commands_resolve_by_time() -> None:
+    c = ControlLatest()
+    c.apply(b"j", cmd("resume"), 3000)
+    c.apply(b"j", cmd("pause"), 2000)  # older, arrives later
+    assert c.command("j") is ControlCommand.RESUME
+    c.apply(b"j", cmd("stop"), 4000)
+    c.apply(b"j", cmd("resume"), 5000)
+    assert c.command("j") is ControlCommand.STOP and c.blocks("j", 5000)
+
+
+def test_markers_and_tombstones() -> None:
+    c = ControlLatest()
+    assert c.apply(b"marker/abc", b"{}", 1) is None and c.jobs == {}
+    c.apply(b"j", cmd("pause"), 1)
+    c.apply(b"j", None, 2)
+    assert c.command("j") is None
+
+
+def test_monitor_line_and_rate() -> None:
+    rate = RateWindow(window_s=60)
+    rate.add(100, now=0.0)
+    assert rate.add(130, now=30.0) == 60.0
+    cp = {"status": "RUNNING", "total_documents": 253, "processed_documents": 136,
+          "failed_documents": 12}
+    line = monitor_line(1, cp, 2.5)
+    assert line.startswith("[1] ") and line.endswith(
+        "| Status: PROGRESS | Progress: 136/253 (53.8%) | Failed: 12 | Rate: 2.5 docs/min")
+
+
+def test_cleanup_ages() -> None:
+    assert parse_age("7d").days == 7 and parse_age("90m").total_seconds() == 5400
+    for bad in ["7", "d", "-1d", "7y", ""]:
+        try:
+            parse_age(bad)
+        except Exception as exc:
+            assert "age" in str(exc)
+        else:
+            raise AssertionError(bad)

@@ -9,13 +9,14 @@ from typing import Any, TextIO
 
 
 class Progress:
-    def __init__(self, stream: TextIO = sys.stderr, line_every_s: float = 5.0) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, line_every_s: float = 2.0) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self.line_every_s = line_every_s
         self.started = time.monotonic()
         self._last_line = 0.0
         self._last_text = ""
+        self._printed = ""
 
     def update(self, cp: dict[str, Any]) -> None:
         total = cp["total_documents"] or 0
@@ -33,10 +34,13 @@ class Progress:
             self.stream.flush()
         elif text != self._last_text and time.monotonic() - self._last_line >= self.line_every_s:
             self.stream.write(text + "\n")
+            self._printed = text
             self._last_line = time.monotonic()
         self._last_text = text
 
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
-            self.stream.flush()
+        elif self._last_text and self._last_text != self._printed:
+            self.stream.write(self._last_text + "\n")
+        self.stream.flush()

@@ -13,6 +13,9 @@ from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 
+# PostgreSQL and Elasticsearch-API servers for the storage tests.
+pytest_plugins = ["fixtures_pg", "fixtures_es"]
+
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:

@@ -51,6 +51,23 @@ class Settings(BaseSettings):
         500, ge=100, description="Heartbeat interval used against the embedded broker."
     )
 
+    # --- Storage backends ----------------------------------------------------------------
+    jsonl_enabled: bool = Field(True, description="Write `extracted_events_{batch}.jsonl`.")
+    postgres_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL connection string; set: the PostgreSQL backend is on."
+    )
+    postgres_pool_size: int = Field(4, ge=1, description="Largest PostgreSQL connection pool.")
+    elasticsearch_url: str | None = Field(
+        None, description="Elasticsearch URL; set: the Elasticsearch backend is on."
+    )
+    elasticsearch_index_prefix: str = Field("eventpipe", description="Index names' prefix.")
+    elasticsearch_username: str | None = Field(None, description="Elasticsearch user name.")
+    elasticsearch_password: SecretStr | None = Field(None, description="Elasticsearch password.")
+    elasticsearch_api_key: SecretStr | None = Field(None, description="Elasticsearch API key.")
+    backend_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between retries of an unreachable backend."
+    )
+
     # --- Embedded stack: processes per stage (up to the work topics' partitions) ----------
     ner_workers: int = Field(1, ge=1, description="NER processes `eventpipe run` starts.")
     dp_workers: int = Field(1, ge=1, description="DP processes `eventpipe run` starts.")

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
@@ -79,6 +81,20 @@ class StackState:
                                      and pid_alive(self.broker_pid, "tansu"))
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The whole settings object as the environment a service reads it back from."""
+    env = {}
+    for name, value in settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"EVENTPIPE_{name.upper()}"] = str(value)
+    return env
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -113,6 +129,14 @@ class Stack:
     # --- starting -----------------------------------------------------------------------
 
     def start(self, ready_timeout_s: float = 180.0) -> None:
+        """Start everything and wait until ready; on any failure stop what was started."""
+        try:
+            self._start(ready_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, ready_timeout_s: float) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.run_dir.glob("*.ready"):
@@ -152,19 +176,13 @@ class Stack:
                 "llm": self.settings.llm_workers}.get(service, 1)
 
     def service_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # The settings object is the one source: inherited EVENTPIPE_* variables are replaced.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
         # One BLAS thread per process: the stages already run in parallel processes, and
         # measured here spaCy ran 10-40% faster single-threaded than with a thread per core.
         for var in BLAS_THREAD_VARS:
             env.setdefault(var, "1")
-        s = self.settings
-        env.update({
-            "EVENTPIPE_KAFKA_BOOTSTRAP": self.bootstrap,
-            "EVENTPIPE_DATA_DIR": str(s.data_dir),
-            "EVENTPIPE_SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
-            "EVENTPIPE_HEARTBEAT_INTERVAL_MS": str(s.heartbeat_interval_ms),
-            "EVENTPIPE_TOPIC_PREFIX": s.topic_prefix,
-        })
+        env.update(settings_env(self.settings))
         return env
 
     def spawn(self, name: str) -> ServiceProcess:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import Message
 from pydantic import ValidationError
@@ -11,34 +12,26 @@ from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocRecord, DocumentMessage, FailedDocument, Stage, utc_now
 from eventpipe.runtime.loop import ConsumeLoop
-from eventpipe.runtime.service import main_for
-from eventpipe.runtime.stage import decode_document, failure_for_undecodable
+from eventpipe.runtime.retry import StopRequested, retry_unavailable
+from eventpipe.runtime.service import install_stop_handlers, main_for
+from eventpipe.runtime.stage import decode_document, describe, failure_for_undecodable
 from eventpipe.settings import Settings
-from eventpipe.storage.jsonl import JsonlStore
+from eventpipe.storage.base import Backend, ResultRecord, StorageError, result_record
+from eventpipe.storage.factory import backend_names, open_backend
 
 log = logging.getLogger(__name__)
 
 
-def result_line(doc: DocumentMessage, saved_at: str) -> dict[str, Any]:
-    return {
-        "id": doc.doc_id,
-        "job_id": doc.job_id,
-        "batch_id": doc.batch_id,
-        "text": doc.text,
-        "meta": doc.meta,
-        "entities": [e.model_dump() for e in doc.entities],
-        "triplets": [t.model_dump() for t in doc.triplets],
-        "events": [e.model_dump() for e in doc.events],
-        "timings_ms": doc.timings_ms,
-        "saved_at": saved_at,
-    }
+def _saver(backend: Backend, record: ResultRecord) -> Callable[[], None]:
+    return lambda: backend.save_documents([record])
 
 
 class Sink:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, backends: list[Backend],
+                 stop_event: threading.Event) -> None:
         topics = Topics.from_settings(settings)
         self.events_topic = topics.events
-        self.store = JsonlStore(settings.data_dir, fsync=settings.fsync)
+        self.backends = backends
         producer = make_producer(settings)
         self.checkpoints = CheckpointWriter(settings, producer)
         self.loop = ConsumeLoop(
@@ -48,6 +41,7 @@ class Sink:
             group_id=f"{settings.topic_prefix}-sink",
             handle=self.handle,
             producer=producer,
+            stop_event=stop_event,
         )
 
     def _decode(self, msg: Message) -> DocumentMessage | FailedDocument:
@@ -58,34 +52,83 @@ class Sink:
         except (ValueError, ValidationError) as exc:
             return failure_for_undecodable(msg.value(), Stage.SINK, exc)
 
+    def _save(self, backend: Backend, records: Sequence[ResultRecord],
+              failures: Sequence[FailedDocument]) -> list[FailedDocument]:
+        """Save to one backend, retrying while it is unreachable. A document the backend
+        refuses for good fails alone (stage `sink`, the backend's reason)."""
+        def call() -> None:
+            backend.save_documents(records)
+            backend.save_failures(failures)
+
+        try:
+            self.loop.retry_backend(backend.name, call)
+            return []
+        except StorageError as exc:
+            log.warning("backend refused a batch; saving its documents one by one",
+                        extra={"backend": backend.name, "reason": describe(exc)})
+        refused: list[FailedDocument] = []
+        for record in records:
+            try:
+                self.loop.retry_backend(backend.name, _saver(backend, record))
+            except StorageError as exc:
+                refused.append(FailedDocument(
+                    job_id=record["job_id"], batch_id=record["batch_id"], doc_id=record["id"],
+                    stage=Stage.SINK, error=f"{backend.name} refused it: {describe(exc)}"))
+        try:
+            self.loop.retry_backend(backend.name, lambda: backend.save_failures(failures))
+        except StorageError as exc:
+            # The checkpoint still records every failure with its reason.
+            log.error("backend refused failure records", extra={"backend": backend.name,
+                                                                "reason": describe(exc)})
+        return refused
+
     def handle(self, msgs: list[Message]) -> None:
         now = utc_now()
         items = [self._decode(m) for m in msgs]
-        docs = [i for i in items if isinstance(i, DocumentMessage)]
-        # 1. save every processed document (idempotent, fsync'd) ...
-        self.store.save_many([result_line(d, now) for d in docs])
+        records = [result_record(i, now) for i in items if isinstance(i, DocumentMessage)]
+        failures = [i for i in items if isinstance(i, FailedDocument)]
+        # 1. Save to every enabled backend (each idempotent, keyed by job and document) ...
+        refused: dict[tuple[str, str], FailedDocument] = {}
+        for backend in self.backends:
+            for f in self._save(backend, records, failures):
+                refused.setdefault((f.job_id, f.doc_id), f)
         # 2. ... then record outcomes; the loop commits only after these are acknowledged.
         for item in items:
             if isinstance(item, DocumentMessage):
+                failure = refused.get((item.job_id, item.doc_id))
                 record = DocRecord(job_id=item.job_id, doc_id=item.doc_id, state="processed",
-                                   at=now)
+                                   at=now) if failure is None else DocRecord(
+                    job_id=item.job_id, doc_id=item.doc_id, state="failed",
+                    stage=Stage.SINK, error=failure.error, at=now)
             else:
                 record = DocRecord(job_id=item.job_id, doc_id=item.doc_id, state="failed",
                                    stage=item.stage, error=item.error, at=now)
             self.checkpoints.send(record)
         self.checkpoints.flush()
-        log.debug("saved", extra={"documents": len(docs), "records": len(items)})
 
     def run(self) -> None:
-        self.loop.install_signal_handlers()
         try:
             self.loop.run()
         finally:
-            self.store.close()
+            for backend in self.backends:
+                backend.close()
 
 
 def run(settings: Settings) -> None:
-    Sink(settings).run()
+    stop = install_stop_handlers()
+    backends: list[Backend] = []
+    try:
+        for name in backend_names(settings):
+            backends.append(retry_unavailable(
+                name, _opener(settings, name), stop, settings.backend_retry_max_s))
+    except StopRequested:
+        return
+    log.info("backends ready", extra={"backends": [b.name for b in backends]})
+    Sink(settings, backends, stop).run()
+
+
+def _opener(settings: Settings, name: str) -> Callable[[], Backend]:
+    return lambda: open_backend(settings, name)
 
 
 main = main_for("sink", run)

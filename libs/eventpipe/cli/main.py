@@ -138,6 +138,21 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     return stack_commands.cleanup(settings, args.older_than)
 
 
+def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.postgres_dsn is None:
+        raise UsageError("set EVENTPIPE_POSTGRES_DSN to the database to migrate")
+    import psycopg
+
+    from eventpipe.storage.pg_migrate import migrate
+
+    try:
+        applied = migrate(settings.postgres_dsn.get_secret_value())
+    except psycopg.OperationalError as exc:
+        raise StackError(f"cannot reach PostgreSQL: {str(exc).splitlines()[0]}") from None
+    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eventpipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,6 +196,12 @@ def parser() -> argparse.ArgumentParser:
                              ("down", cmd_down, "stop the background stack"),
                              ("ps", cmd_ps, "list the stack's processes")]:
         sub.add_parser(name, parents=[data_dir], help=text).set_defaults(func=func)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply the PostgreSQL schema migrations "
+                      "(EVENTPIPE_POSTGRES_DSN); the sink also applies them at start-up"
+                      ).set_defaults(func=cmd_db_migrate)
 
     c = sub.add_parser("cleanup", parents=[data_dir],
                        help="remove checkpoints of jobs that ended long ago")

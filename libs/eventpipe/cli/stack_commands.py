@@ -58,11 +58,7 @@ def up(settings: Settings, timeout_s: float = 180.0) -> int:
             settings = settings.model_copy(update={"broker_port": _port(state.bootstrap)})
         stack = Stack(settings, tie_to_parent=False)
         started = time.monotonic()
-        try:
-            stack.start(timeout_s)
-        except BaseException:
-            stack.stop()
-            raise
+        stack.start(timeout_s)
         print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     stack.state().save(path)
     print_ps(stack.state())

@@ -27,13 +27,13 @@ class ControlView(threading.Thread):
         self._consumer.assign(
             [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         )
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def blocks(self, job_id: str, epoch_ms: int = 0) -> bool:
         return self.latest.blocks(job_id, epoch_ms)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             for msg in self._consumer.consume(num_messages=500, timeout=0.2):
                 if msg.error():
                     log.warning("control read error", extra={"error": str(msg.error())})
@@ -42,6 +42,6 @@ class ControlView(threading.Thread):
         self._consumer.close()
 
     def close(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         if self.is_alive():
             self.join(timeout=5)

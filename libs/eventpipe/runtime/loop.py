@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
+from eventpipe.runtime.retry import StopRequested, retry_unavailable
+from eventpipe.runtime.service import install_stop_handlers
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Message]], None]
+T = TypeVar("T")
 
 
 class DeliveryError(RuntimeError):
@@ -41,6 +43,7 @@ class ConsumeLoop:
         handle: BatchHandler,
         producer: Producer | None = None,
         on_tick: Callable[[], None] | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -49,7 +52,7 @@ class ConsumeLoop:
         self.on_tick = on_tick
         self.producer = producer or make_producer(settings)
         self.consumer: Consumer = make_consumer(settings, group_id)
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self._delivery_errors: list[str] = []
         self._ready_path = ready_file(settings.data_dir, service)
 
@@ -94,13 +97,31 @@ class ConsumeLoop:
             log.warning("commit failed", extra={"error": str(exc)})
         return len(good)
 
-    def install_signal_handlers(self) -> None:
-        def stop(signum: int, _frame: object) -> None:
-            log.info("stopping after the current batch", extra={"signal": signum})
-            self.stop_event.set()
+    def retry_backend(self, what: str, call: Callable[[], T]) -> T:
+        """Retry a call to an unreachable backend with backoff. Meanwhile the assignment is
+        paused and the group served (heartbeats, rebalances), so the consumer keeps its
+        partitions and fetches nothing; the batch in hand is committed only once saved."""
+        paused = False
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        def wait(seconds: float) -> None:
+            nonlocal paused
+            if not paused:
+                self.consumer.pause(self.consumer.assignment())
+                paused = True
+            msg = self.consumer.poll(seconds)
+            if msg is not None and msg.error() is None:
+                # Cannot happen with every partition paused; never drop one silently.
+                raise RuntimeError("a message arrived while the consumer was paused")
+
+        try:
+            return retry_unavailable(what, call, self.stop_event,
+                                     self.settings.backend_retry_max_s, wait)
+        finally:
+            if paused:
+                self.consumer.resume(self.consumer.assignment())
+
+    def install_signal_handlers(self) -> None:
+        install_stop_handlers(self.stop_event)
 
     def run(self) -> None:
         self.consumer.subscribe(self.topics, on_assign=self._on_assign)
@@ -110,6 +131,8 @@ class ConsumeLoop:
                 self.step()
                 if self.on_tick is not None:
                     self.on_tick()
+        except StopRequested:
+            log.info("stopped while a backend was down; the batch will be redelivered")
         finally:
             self.flush()
             self.consumer.close()  # leaves the group: partitions move at once

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from eventpipe.logs import setup_logging
@@ -28,3 +30,16 @@ def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None
             sys.exit(1)
 
     return main
+
+
+def install_stop_handlers(event: threading.Event | None = None) -> threading.Event:
+    """SIGTERM and SIGINT set the event: the service finishes what it holds, then stops."""
+    stop = event or threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("stopping after the current batch", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from eventpipe.models import FailedDocument
+from eventpipe.storage.base import ResultRecord
 from eventpipe.storage.names import safe_name
 
 log = logging.getLogger(__name__)
@@ -19,6 +22,13 @@ log = logging.getLogger(__name__)
 
 def results_path(data_dir: Path, batch_id: str) -> Path:
     return data_dir / f"extracted_events_{safe_name(batch_id)}.jsonl"
+
+
+def encode_line(record: ResultRecord) -> bytes:
+    try:
+        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+    except UnicodeEncodeError:  # an unpaired surrogate: keep it, escaped
+        return json.dumps(record).encode() + b"\n"
 
 
 class _OpenFile:
@@ -60,7 +70,16 @@ class JsonlStore:
             f = self._files[batch_id] = _OpenFile(results_path(self.data_dir, batch_id))
         return f
 
-    def save_many(self, records: list[dict[str, Any]]) -> int:
+    def save_documents(self, records: Sequence[ResultRecord]) -> None:
+        self.save_many(records)
+
+    def save_failures(self, failures: Sequence[FailedDocument]) -> None:
+        """Failures live in the checkpoint (with stage and reason), not in the results file."""
+
+    def check(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_many(self, records: Sequence[ResultRecord]) -> int:
         """Append the records not yet in their files, then flush (and fsync) each file once.
         Returns how many lines were written."""
         touched: dict[str, _OpenFile] = {}
@@ -69,7 +88,7 @@ class JsonlStore:
             f = self._file(record["batch_id"])
             if record["id"] in f.ids:
                 continue
-            f.handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+            f.handle.write(encode_line(record))
             f.ids.add(record["id"])
             touched[record["batch_id"]] = f
             written += 1

@@ -1,0 +1,51 @@
+"""The one interface every storage backend implements. The sink knows only this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from eventpipe.models import DocumentMessage, FailedDocument
+
+# One processed document as every backend stores it (and as a JSONL line reads):
+# id, job_id, batch_id, text, meta, entities, triplets, events, timings_ms, saved_at.
+ResultRecord = dict[str, Any]
+
+
+class StorageError(Exception):
+    """A backend refused data for a reason retrying will not fix."""
+
+
+class BackendUnavailable(StorageError):
+    """The backend cannot be reached now; the sink retries with backoff and does not commit."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def save_documents(self, records: Sequence[ResultRecord]) -> None:
+        """Save processed documents idempotently, keyed by (job_id, id): saving one again
+        overwrites it, never duplicates it. Raises BackendUnavailable when unreachable."""
+
+    def save_failures(self, failures: Sequence[FailedDocument]) -> None:
+        """Record failed documents with their stage and reason (idempotent, same key)."""
+
+    def check(self) -> None:
+        """Raise BackendUnavailable unless the backend answers now (readiness)."""
+
+    def close(self) -> None: ...
+
+
+def result_record(doc: DocumentMessage, saved_at: str) -> ResultRecord:
+    return {
+        "id": doc.doc_id,
+        "job_id": doc.job_id,
+        "batch_id": doc.batch_id,
+        "text": doc.text,
+        "meta": doc.meta,
+        "entities": [e.model_dump() for e in doc.entities],
+        "triplets": [t.model_dump() for t in doc.triplets],
+        "events": [e.model_dump() for e in doc.events],
+        "timings_ms": doc.timings_ms,
+        "saved_at": saved_at,
+    }

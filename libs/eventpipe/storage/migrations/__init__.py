@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of the PostgreSQL backend, applied by eventpipe.storage.pg_migrate."""

@@ -104,16 +104,6 @@ def test_term_queries_on_job_and_entity_label(es_backend: ElasticsearchBackend) 
     assert count(es_backend, {"match": {"text": "paris"}}) == 3
 
 
-def test_plain_term_query_on_entity_label(es_backend: ElasticsearchBackend,
-                                          es_is_emulator: bool) -> None:
-    if es_is_emulator:
-        pytest.skip("noida-db ignores include_in_root: a term on a nested field outside a "
-                    "nested query finds nothing there (a real Elasticsearch finds it)")
-    es_backend.save_documents(records(doc("a1"), doc("b1", label="ORG")))
-    assert count(es_backend, {"term": {"entities.label": "ORG"}}) == 1
-    assert count(es_backend, {"term": {"events.participants.role": "agent"}}) == 2
-
-
 def test_awkward_text_and_ids_round_trip_unchanged(es_backend: ElasticsearchBackend) -> None:
     controls = "".join(chr(c) for c in range(32))
     text = ('quotes " \' backslashes \\ \\\\ \\n controls ' + controls

@@ -109,6 +109,10 @@ class DocumentMessage(_Model):
     triplets: list[Triplet] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    events_backend: str | None = Field(None, description="The backend that made `events`.")
+    events_fallback: str | None = Field(
+        None, description="Why the events came from the `rules` fallback, when they did."
+    )
     epoch_ms: int = Field(
         0, ge=0, description="Newest resume of the job its sender knew of; see control/state.py."
     )

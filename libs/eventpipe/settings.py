@@ -82,10 +82,41 @@ class Settings(BaseSettings):
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
     )
     poll_timeout_s: float = Field(0.1, gt=0, description="Longest wait for a batch to fill.")
-    llm_backend: Literal["rules"] = Field("rules", description="Events backend: `rules`.")
+    llm_backend: Literal["rules", "transformers", "openai"] = Field(
+        "rules", description="Events backend: `rules`, `transformers` or `openai`."
+    )
+    llm_model: str | None = Field(
+        None, description="transformers: a model directory or a .gguf file (a path, never a hub "
+        "name); openai: the served model's name."
+    )
+    llm_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="transformers: where to run (auto: CUDA when present)."
+    )
+    llm_batch_size: int = Field(16, ge=1, description="Documents per generate() call.")
+    llm_max_new_tokens: int = Field(256, ge=8, description="Most tokens generated per document.")
+    llm_base_url: str | None = Field(
+        None, description="openai: base URL of an OpenAI-compatible server (…/v1)."
+    )
+    llm_api_key: SecretStr | None = Field(None, description="openai: API key (never logged).")
+    llm_response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="openai: structured-output mode the server supports."
+    )
+    llm_timeout_s: float = Field(60.0, gt=0, description="openai: timeout per request.")
+    llm_max_retries: int = Field(3, ge=0, description="openai: retries with backoff.")
+    llm_max_in_flight: int = Field(4, ge=1, description="openai: most requests at once.")
+    link_threshold: float = Field(
+        0.5, ge=0, le=1, description="Event links: the lowest score that makes a link."
+    )
+    link_similarity: Literal["auto", "tfidf", "embeddings"] = Field(
+        "auto", description="Event links: text similarity (auto: embeddings when installed)."
+    )
     fsync: bool = Field(True, description="fsync results before they count as processed.")
     checkpoint_flush_interval_s: float = Field(
         0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."
+    )
+    health_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics; unset: off "
+        "(the embedded stack leaves it off unless asked)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Python logging level."

@@ -26,7 +26,9 @@ from eventpipe.cli.jobs import (
 )
 from eventpipe.cli.output import RateWindow, monitor_line, run_summary, status_report
 from eventpipe.cli.progress import Progress
+from eventpipe.kafka.clients import make_admin
 from eventpipe.kafka.errors import KafkaSetupError
+from eventpipe.kafka.topics import ensure_topics, topic_specs
 from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
 from eventpipe.settings import Settings
@@ -153,6 +155,16 @@ def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.kafka_bootstrap:
+        raise UsageError("set EVENTPIPE_KAFKA_BOOTSTRAP to the cluster to create topics on")
+    ensure_topics(make_admin(settings), settings)
+    for spec in topic_specs(settings):
+        print(f"{spec.name}: {spec.partitions} partitions"
+              + (", compacted" if spec.compacted else ""))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eventpipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -196,6 +208,12 @@ def parser() -> argparse.ArgumentParser:
                              ("down", cmd_down, "stop the background stack"),
                              ("ps", cmd_ps, "list the stack's processes")]:
         sub.add_parser(name, parents=[data_dir], help=text).set_defaults(func=func)
+
+    topics = sub.add_parser("topics", help="Kafka topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    topics_sub.add_parser("create", help="create (or verify) every topic with its partitions "
+                          "and compaction (EVENTPIPE_KAFKA_BOOTSTRAP)"
+                          ).set_defaults(func=cmd_topics_create)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -47,5 +47,7 @@ def result_record(doc: DocumentMessage, saved_at: str) -> ResultRecord:
         "triplets": [t.model_dump() for t in doc.triplets],
         "events": [e.model_dump() for e in doc.events],
         "timings_ms": doc.timings_ms,
+        "events_backend": doc.events_backend,
+        "events_fallback": doc.events_fallback,
         "saved_at": saved_at,
     }

@@ -28,7 +28,7 @@ from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("checkpoint", "sink", "llm", "dp", "ner", "ingest")
+SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest")
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -7,10 +7,9 @@ import time
 
 from eventpipe.checkpoint.files import atomic_write_json, checkpoint_path
 from eventpipe.checkpoint.reader import CheckpointReader
-from eventpipe.checkpoint.state import JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
-from eventpipe.models import JobStatus, StatusRecord, utc_now
+from eventpipe.models import JobStatus
 from eventpipe.runtime.loop import ready_file
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
@@ -26,15 +25,6 @@ class Materializer:
         self.stop_event = threading.Event()
         self._last_status: dict[str, JobStatus] = {}
 
-    def _complete_if_done(self, state: JobState) -> None:
-        table = self.reader.table
-        if state.all_done and table.status(state) is JobStatus.RUNNING:
-            # Recorded on the topic, not only in the file, so every reader agrees.
-            record = StatusRecord(job_id=state.job_id, status=JobStatus.COMPLETED, at=utc_now())
-            self.writer.send(record)
-            self.writer.flush()
-            table.apply_record(record)
-
     def flush_files(self) -> int:
         table = self.reader.table
         dirty, table.dirty = table.dirty, set()
@@ -48,7 +38,6 @@ class Materializer:
                 log.warning("no checkpoint file for this job", extra={"job_id": job_id[:200],
                                                                       "reason": str(exc)})
                 continue
-            self._complete_if_done(state)
             started = time.perf_counter()
             data = table.to_checkpoint(state)
             atomic_write_json(path, data, fsync=self.settings.fsync)

@@ -25,12 +25,18 @@ def checkpoint_path(checkpoint_dir: Path, job_id: str) -> Path:
 
 
 def atomic_write_json(path: Path, data: Any, fsync: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode(),
+                       fsync)
+
+
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Temp file in the same folder, fsync, rename, fsync of the folder: a reader sees the
+    old file or the new one, never half of one, also after a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             if fsync:
                 os.fsync(f.fileno())

@@ -183,4 +183,6 @@ class JobTable:
         }
         if state.terminal_reason:
             data["metadata"]["status_reason"] = state.terminal_reason
+        if state.all_done and data["status"] == JobStatus.RUNNING.value:
+            data["metadata"]["phase"] = "batch-level work"
         return data

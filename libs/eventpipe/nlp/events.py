@@ -1,8 +1,10 @@
 """The events stage's backends: turn a document's entities and triplets into events.
 
-A backend is anything with a `name` and `extract_batch`; `get_backend` maps the configured
-name to one. The default, `RulesBackend`, is deterministic: a trigger lexicon over the
-triplets' action lemmas plus the entities of the same sentence.
+A backend is anything with a `name` and `extract_results`, which gives each document either
+its events (and which backend made them) or the exception that fails it; `build_backend`
+makes the configured one. The default, `RulesBackend`, is deterministic: a trigger lexicon
+over the triplets' action lemmas plus the entities of the same sentence. The language-model
+backends live in `eventpipe.nlp.llm` and fall back to it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from eventpipe.models import Entity, Event, Participant, Triplet
+
+if TYPE_CHECKING:
+    from eventpipe.settings import Settings
 
 # Event type -> trigger lemmas (comma-separated, as some are phrasal: "take over").
 _TYPES: dict[str, str] = {
@@ -33,6 +38,7 @@ _TYPES: dict[str, str] = {
     "personnel": "appoint, resign, name, fire, promote, replace, retire",
     "sports": "beat, score, lose, draw, qualify, defend",
 }
+EVENT_TYPES: tuple[str, ...] = (*_TYPES, "other")
 TRIGGERS: dict[str, str] = {
     lemma: kind for kind, lemmas in _TYPES.items() for lemma in lemmas.split(", ")
 }
@@ -58,11 +64,26 @@ class EventInput:
     sentences: list[tuple[int, int]]
 
 
+@dataclass(frozen=True)
+class EventsResult:
+    """A document's events, the backend that made them and, when that is the `rules`
+    fallback of another backend, why."""
+
+    events: list[Event]
+    backend: str
+    fallback: str | None = None
+
+
+# Per document: its events, or the exception that fails that document alone.
+EventsOutcome = EventsResult | Exception
+
+
 class EventBackend(Protocol):
     name: str
 
-    def extract_batch(self, docs: Sequence[EventInput]) -> list[list[Event]]:
-        """The events of each document, in the order of `docs`."""
+    def extract_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
+        """One outcome per document, in the order of `docs`. Never raises for one bad
+        document: its outcome is the exception."""
         ...
 
 
@@ -77,6 +98,9 @@ class RulesBackend:
     something that did not happen and give no event."""
 
     name: str = "rules"
+
+    def extract_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
+        return [EventsResult(events, self.name) for events in self.extract_batch(docs)]
 
     def extract_batch(self, docs: Sequence[EventInput]) -> list[list[Event]]:
         return [self.extract(doc) for doc in docs]
@@ -111,7 +135,7 @@ def _event(text: str, triplet: Triplet, entities: list[Entity]) -> Event | None:
 
 
 def _participants(triplet: Triplet, kind: str | None, entities: list[Entity]) -> list[Participant]:
-    label = _labeller(entities)
+    label = labeller(entities)
     object_role = "patient" if kind in _PATIENT_TYPES else "theme"
     found = [
         Participant(
@@ -129,7 +153,7 @@ def _participants(triplet: Triplet, kind: str | None, entities: list[Entity]) ->
     return found
 
 
-def _labeller(entities: list[Entity]) -> Callable[[str], str | None]:
+def labeller(entities: list[Entity]) -> Callable[[str], str | None]:
     """Labels a phrase with the NER label of a named entity of its sentence that the phrase
     is, starts with ("Maria Lopez of the Green Forum") or ends with after a title ("chief
     executive Maria Lopez"). Triplets carry phrase texts, not offsets, so the match is
@@ -176,6 +200,12 @@ def _first_with_label(entities: list[Entity], labels: frozenset[str]) -> str | N
     return None
 
 
+def sentence_of(doc: EventInput, char: int) -> int:
+    """The index of the sentence holding a character offset; 0 without sentences."""
+    starts = [start for start, _ in doc.sentences]
+    return max(bisect.bisect_right(starts, char) - 1, 0)
+
+
 def _entities_by_sentence(doc: EventInput) -> dict[int, list[Entity]]:
     """Entities grouped by the index of the sentence holding their first character, in text
     order. Without sentences everything is sentence 0."""
@@ -187,14 +217,25 @@ def _entities_by_sentence(doc: EventInput) -> dict[int, list[Entity]]:
     return grouped
 
 
-BACKENDS: dict[str, Callable[[], EventBackend]] = {"rules": RulesBackend}
+# In the order the settings list them; only `rules` needs nothing installed beyond the base.
+BACKEND_NAMES = ("rules", "transformers", "openai")
 
 
-def get_backend(name: str) -> EventBackend:
-    """A fresh backend of the given name; ValueError names the known ones otherwise."""
-    try:
-        factory = BACKENDS[name]
-    except KeyError:
-        known = ", ".join(sorted(BACKENDS))
-        raise ValueError(f"unknown events backend {name!r}; known backends: {known}") from None
-    return factory()
+def get_backend(name: str, settings: Settings | None = None) -> EventBackend:
+    """A fresh backend of the given name, configured from `settings` (default: the
+    environment's); ValueError names the known ones otherwise."""
+    if name not in BACKEND_NAMES:
+        known = ", ".join(BACKEND_NAMES)
+        raise ValueError(f"unknown events backend {name!r}; known backends: {known}")
+    if name == "rules":
+        return RulesBackend()
+    # Imported here: the language-model backends import this module.
+    from eventpipe.nlp.llm import llm_backend
+    from eventpipe.settings import get_settings
+
+    return llm_backend(name, settings or get_settings())
+
+
+def build_backend(settings: Settings) -> EventBackend:
+    """The backend `EVENTPIPE_LLM_BACKEND` names."""
+    return get_backend(settings.llm_backend, settings)

@@ -33,6 +33,10 @@ class Backend(Protocol):
     def check(self) -> None:
         """Raise BackendUnavailable unless the backend answers now (readiness)."""
 
+    def save_batch_outputs(self, job_id: str, batch_id: str, links: Sequence[dict[str, Any]],
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+        """Replace a job's event links, storylines and batch statistics."""
+
     def close(self) -> None: ...
 
 

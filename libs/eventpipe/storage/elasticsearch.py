@@ -349,6 +349,29 @@ class ElasticsearchBackend:
             for doc_id, source in docs
         )
 
+    def save_batch_outputs(self, job_id: str, batch_id: str,
+                           links: Sequence[Mapping[str, Any]],
+                           storylines: Sequence[Mapping[str, Any]],
+                           stats: Mapping[str, Any]) -> None:
+        """Index a job's event links, storylines and statistics (ids derived from the job, so
+        re-running the batch-level step overwrites them)."""
+        keyword = {"type": "keyword"}
+        self.ensure_index(self.index_name("event-links"), {"properties": {
+            "job_id": keyword, "source_doc_id": keyword, "target_doc_id": keyword,
+            "score": {"type": "float"}, "evidence": {"type": "flattened"}}})
+        self.ensure_index(self.index_name("storylines"), {"properties": {
+            "job_id": keyword, "storyline_id": keyword, "title": {"type": "text"},
+            "doc_ids": keyword, "events": {"type": "flattened"}}})
+        self.ensure_index(self.index_name("batch-stats"), {"properties": {
+            "job_id": keyword, "batch_id": keyword, "stats": {"type": "flattened"}}})
+        self.bulk_index(self.index_name("event-links"), (
+            (f"{job_id}:{x['source_doc_id']}:{x['source_event']}:{x['target_doc_id']}:"
+             f"{x['target_event']}", x) for x in links))
+        self.bulk_index(self.index_name("storylines"),
+                        ((f"{job_id}:{x['storyline_id']}", x) for x in storylines))
+        self.bulk_index(self.index_name("batch-stats"),
+                        [(job_id, {"job_id": job_id, "batch_id": batch_id, "stats": stats})])
+
     def refresh(self, *indices: str) -> None:
         """Make everything saved so far searchable (default: this backend's two indices)."""
         try:

@@ -11,8 +11,9 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from eventpipe.checkpoint.files import atomic_write_bytes
 from eventpipe.models import FailedDocument
 from eventpipe.storage.base import ResultRecord
 from eventpipe.storage.names import safe_name
@@ -78,6 +79,25 @@ class JsonlStore:
 
     def check(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def save_batch_outputs(self, job_id: str, batch_id: str,
+                           links: Sequence[dict[str, Any]],
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+        """`event_links_{batch}.jsonl`, `storylines_{batch}.jsonl`, `batch_stats_{batch}.json`,
+        each replaced whole and atomically (re-running the step overwrites them)."""
+        name = safe_name(batch_id)
+        for path, rows in ((self.data_dir / f"event_links_{name}.jsonl", links),
+                           (self.data_dir / f"storylines_{name}.jsonl", storylines)):
+            atomic_write_bytes(path, b"".join(encode_line(r) for r in rows), self.fsync)
+        atomic_write_bytes(self.data_dir / f"batch_stats_{name}.json",
+                           json.dumps(stats, indent=2, ensure_ascii=False).encode(), self.fsync)
+
+    def load_documents(self, batch_id: str, job_id: str) -> list[ResultRecord]:
+        path = results_path(self.data_dir, batch_id)
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8") as f:
+            return [r for r in map(json.loads, f) if r.get("job_id") == job_id]
 
     def save_many(self, records: Sequence[ResultRecord]) -> int:
         """Append the records not yet in their files, then flush (and fsync) each file once.

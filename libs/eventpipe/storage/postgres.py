@@ -250,6 +250,61 @@ class PostgresBackend:
         with self._errors("not ready"), self._pool.connection() as conn:
             conn.execute("SELECT 1")
 
+    def save_batch_outputs(self, job_id: str, batch_id: str, links: Sequence[dict[str, Any]],
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+        """Replace the job's links, storylines and statistics in one transaction."""
+        job = _job_uuid(job_id)
+        clean = _NulStripper()
+        link_rows = [(job, x["source_doc_id"], x["source_event"], x["target_doc_id"],
+                      x["target_event"], x["score"], Jsonb(clean.json(x["evidence"])))
+                     for x in links]
+        story_rows = [(job, x["storyline_id"], clean.optional(x["title"]),
+                       Jsonb(clean.json(x["doc_ids"])), Jsonb(clean.json(x["events"])),
+                       x["start"], x["end"]) for x in storylines]
+        with (self._errors("cannot save batch outputs"), self._pool.connection() as conn,
+              conn.transaction()):
+            cur = conn.cursor()
+            cur.execute("DELETE FROM event_links WHERE job_id = %s", (job,))
+            cur.execute("DELETE FROM storylines WHERE job_id = %s", (job,))
+            cur.executemany(
+                "INSERT INTO event_links (job_id, source_doc_id, source_event, target_doc_id, "
+                "target_event, score, evidence) VALUES (%s, %s, %s, %s, %s, %s, %s)", link_rows)
+            cur.executemany(
+                "INSERT INTO storylines (job_id, storyline_id, title, doc_ids, events, "
+                "start_time, end_time) VALUES (%s, %s, %s, %s, %s, %s, %s)", story_rows)
+            cur.execute(
+                "INSERT INTO batch_statistics (job_id, batch_id, stats, computed_at) "
+                "VALUES (%s, %s, %s, now()) ON CONFLICT (job_id) DO UPDATE SET "
+                "batch_id = EXCLUDED.batch_id, stats = EXCLUDED.stats, "
+                "computed_at = EXCLUDED.computed_at",
+                (job, batch_id, Jsonb(clean.json(stats))))
+
+    def load_documents(self, job_id: str) -> list[ResultRecord]:
+        """A job's processed documents with their entities and events (for batch-level work)."""
+        job = _job_uuid(job_id)
+        with self._errors("cannot load documents"), self._pool.connection() as conn:
+            docs = conn.execute(
+                "SELECT doc_id, batch_id, text, meta, timings_ms FROM documents "
+                "WHERE job_id = %s ORDER BY doc_id", (job,)).fetchall()
+            ents = conn.execute(
+                "SELECT doc_id, text, label, start_char, end_char FROM entities "
+                "WHERE job_id = %s ORDER BY doc_id, ordinal", (job,)).fetchall()
+            events = conn.execute(
+                "SELECT doc_id, trigger, type, participants, location, time, sentence, source "
+                "FROM events WHERE job_id = %s ORDER BY doc_id, ordinal", (job,)).fetchall()
+        records: dict[str, ResultRecord] = {
+            d[0]: {"id": d[0], "job_id": job_id, "batch_id": d[1], "text": d[2],
+                   "meta": d[3] or {}, "timings_ms": d[4] or {}, "entities": [], "events": []}
+            for d in docs}
+        for doc_id, text, label, start, end in ents:
+            records[doc_id]["entities"].append(
+                {"text": text, "label": label, "start_char": start, "end_char": end})
+        for doc_id, trigger, type_, participants, location, time_, sentence, source in events:
+            records[doc_id]["events"].append(
+                {"trigger": trigger, "type": type_, "participants": participants or [],
+                 "location": location, "time": time_, "sentence": sentence, "source": source})
+        return list(records.values())
+
     def close(self) -> None:
         self._pool.close()
 

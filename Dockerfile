@@ -1,0 +1,104 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every eventpipe service and for the CLI:
+#
+#   docker build -t eventpipe .                                  # rules-based events stage
+#   docker build -t eventpipe:llm --build-arg EXTRAS=llm .       # + torch and transformers
+#
+#   docker run --rm eventpipe ner                    # a service: ingest ner dp llm sink checkpoint
+#   docker run --rm eventpipe eventpipe topics create        # any CLI command
+#
+# Two stages: the builder installs everything into a virtual environment in /opt/venv; the
+# final stage copies only that environment onto a clean slim image, so no compiler, pip cache
+# or source tree ships in it.
+
+# Both stages must use the same base image: the venv's interpreter is a symlink into it.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+# Optional extras of the project, comma-separated: "" (the default) or "llm".
+ARG EXTRAS=""
+# An extra package index for the llm extra, e.g. https://download.pytorch.org/whl/cpu for a
+# CPU-only torch, a fraction of the size of PyPI's CUDA build. Empty: PyPI only.
+ARG TORCH_INDEX_URL=""
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+
+# Dependencies first, read from pyproject.toml alone, so that this slow layer (spaCy, the model
+# wheel, the Kafka client, torch with EXTRAS=llm) is rebuilt only when the dependencies change
+# and not on every code change. An unknown extra stops the build instead of being ignored.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip <<'EOF'
+set -eu
+python - "$EXTRAS" > /tmp/requirements.txt <<'PY'
+import sys
+import tomllib
+
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+optional = project.get("optional-dependencies", {})
+extras = [e.strip() for e in sys.argv[1].split(",") if e.strip()]
+unknown = [e for e in extras if e not in optional]
+if unknown:
+    sys.exit(f"EXTRAS: pyproject.toml has no extra {', '.join(unknown)}")
+print("\n".join(project["dependencies"] + [d for e in extras for d in optional[e]]))
+PY
+pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r /tmp/requirements.txt
+EOF
+
+# The project itself, as a regular (non-editable) install: /src is not needed at run time.
+# `pip check` fails the build if the dependency layer above went stale. The services run with a
+# read-only root filesystem, so every module is byte-compiled here.
+COPY README.md ./
+COPY libs ./libs
+COPY services ./services
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --no-deps . \
+    && pip check \
+    && python -m compileall -q /opt/venv/lib
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="eventpipe" \
+      org.opencontainers.image.description="Kafka stream-processing services: entities, dependency triplets and events"
+
+# A fixed non-root uid/gid: the Helm chart (runAsUser, fsGroup) and docker-compose refer to
+# 10001. /data is the default data directory and belongs to that user, so an empty named volume
+# mounted there is writable (Docker copies the image directory's ownership into it).
+RUN groupadd --system --gid 10001 eventpipe \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin eventpipe \
+    && mkdir /data \
+    && chown 10001:10001 /data
+
+COPY --from=builder /opt/venv /opt/venv
+COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/eventpipe-entrypoint
+
+# PYTHONUNBUFFERED: log lines reach `docker logs` / `kubectl logs` at once.
+# PYTHONDONTWRITEBYTECODE: nothing tries to write .pyc files into the read-only root.
+# OPENBLAS_NUM_THREADS: one BLAS thread per process. Each service is one
+#   process and scales by replicas; spaCy measured 10-40 % faster this way than with a thread
+#   pool per process competing for the same cores.
+# HOME / HF_HOME: libraries that want a home or a cache directory (transformers...) write under
+#   /tmp, the one writable path besides the data directory when the root fs is read-only.
+# EVENTPIPE_HEALTH_PORT: /healthz, /readyz and /metrics listen on 8080 in every container.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    HOME=/tmp \
+    HF_HOME=/tmp/huggingface \
+    EVENTPIPE_HEALTH_PORT=8080 \
+    EVENTPIPE_DATA_DIR=/data
+
+USER 10001:10001
+WORKDIR /data
+EXPOSE 8080
+
+ENTRYPOINT ["eventpipe-entrypoint"]
+CMD ["help"]

@@ -1,0 +1,84 @@
+"""The batch-level step of one job: load its processed documents, link their events, build
+storylines and statistics, save them to every enabled backend."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventpipe.linking.items import event_items
+from eventpipe.linking.links import link_events
+from eventpipe.linking.similarity import make_similarity
+from eventpipe.linking.stats import batch_statistics
+from eventpipe.linking.storylines import build_storylines
+from eventpipe.settings import Settings
+from eventpipe.storage.base import Backend, BackendUnavailable, ResultRecord, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class BatchLevelError(RuntimeError):
+    """The batch-level step failed; the job becomes FAILED with this reason."""
+
+
+@dataclass(frozen=True)
+class BatchOutputs:
+    links: list[dict[str, Any]]
+    storylines: list[dict[str, Any]]
+    stats: dict[str, Any]
+
+
+def load_records(backends: list[Backend], job_id: str, batch_id: str) -> list[ResultRecord]:
+    """The job's documents from the first backend that can read them back (JSONL, then
+    PostgreSQL)."""
+    for backend in backends:
+        loader = getattr(backend, "load_documents", None)
+        if loader is None:
+            continue
+        if backend.name == "jsonl":
+            records: list[ResultRecord] = loader(batch_id, job_id)
+        else:
+            records = loader(job_id)
+        return records
+    raise BatchLevelError("batch-level work reads the documents back from the JSONL or "
+                          "PostgreSQL backend; neither is enabled")
+
+
+def compute(settings: Settings, checkpoint: dict[str, Any], records: list[ResultRecord]
+            ) -> BatchOutputs:
+    job_id = checkpoint["job_id"]
+    items = event_items(records)
+    similarity = make_similarity({r["id"]: r.get("text", "") for r in records},
+                                 settings.link_similarity)
+    started = time.perf_counter()
+    links = link_events(items, similarity, settings.link_threshold)
+    storylines = build_storylines(job_id, links)
+    log.info("linked", extra={"job_id": job_id, "events": len(items), "links": len(links),
+                              "storylines": len(storylines),
+                              "ms": round((time.perf_counter() - started) * 1000, 1)})
+    try:
+        created = datetime.strptime(checkpoint["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+        total_s: float | None = (datetime.now(UTC) - created.replace(tzinfo=UTC)).total_seconds()
+    except (KeyError, ValueError):
+        total_s = None
+    stats = batch_statistics(records, checkpoint, len(links), len(storylines), total_s)
+    stats["similarity"] = similarity.name
+    return BatchOutputs([link.to_json(job_id) for link in links], storylines, stats)
+
+
+def run_batch_level(settings: Settings, checkpoint: dict[str, Any], backends: list[Backend]
+                    ) -> BatchOutputs:
+    job_id, batch_id = checkpoint["job_id"], checkpoint["batch_id"]
+    try:
+        outputs = compute(settings, checkpoint, load_records(backends, job_id, batch_id))
+        for backend in backends:
+            backend.save_batch_outputs(job_id, batch_id, outputs.links, outputs.storylines,
+                                       outputs.stats)
+    except (BatchLevelError, BackendUnavailable):
+        raise  # an unreachable backend is retried by the caller, not a failed job
+    except (StorageError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise BatchLevelError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+    return outputs

@@ -1,0 +1,54 @@
+"""Batch statistics: documents, failures by stage and reason, entities, events, storylines,
+time per stage."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from eventpipe.storage.base import ResultRecord
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+
+
+def batch_statistics(
+    records: Iterable[ResultRecord], checkpoint: dict[str, Any], links: int, storylines: int,
+    total_time_s: float | None,
+) -> dict[str, Any]:
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    types: Counter[str] = Counter()
+    stage_times: dict[str, list[float]] = defaultdict(list)
+    documents = 0
+    for record in records:
+        documents += 1
+        for e in record.get("entities") or []:
+            labels[e["label"]][e["text"]] += 1
+        for ev in record.get("events") or []:
+            types[ev.get("type", "other")] += 1
+        for stage, ms in (record.get("timings_ms") or {}).items():
+            stage_times[stage].append(float(ms))
+    failures = checkpoint.get("failures", {})
+    by_stage = Counter(f["stage"] for f in failures.values())
+    by_reason = Counter(f["error"].split(":")[0][:120] for f in failures.values())
+    return {
+        "job_id": checkpoint["job_id"],
+        "batch_id": checkpoint["batch_id"],
+        "documents": {"total": checkpoint["total_documents"], "processed": documents,
+                      "failed": len(failures)},
+        "failed_by_stage": dict(by_stage),
+        "failed_by_reason": dict(by_reason.most_common(20)),
+        "entities_by_label": {label: {"count": sum(c.values()),
+                                      "most_frequent": [t for t, _ in c.most_common(10)]}
+                              for label, c in sorted(labels.items())},
+        "events_by_type": dict(types.most_common()),
+        "event_links": links,
+        "storylines": storylines,
+        "time_per_stage_ms": {stage: {"mean": round(sum(v) / len(v), 3),
+                                      "p95": round(_p95(v), 3)}
+                              for stage, v in sorted(stage_times.items())},
+        "total_time_s": round(total_time_s, 3) if total_time_s is not None else None,
+    }

@@ -1,0 +1,45 @@
+"""The events stage's language-model backends: `transformers` (a local model) and `openai`
+(any OpenAI-compatible server), each behind `LLMBackend`'s validation, retry and rules
+fallback. Each backend module is imported only when chosen, so the base install, without
+torch, still has the `rules` and `openai` backends."""
+
+from __future__ import annotations
+
+from eventpipe.nlp.llm.base import (
+    BackendError,
+    Generator,
+    InvalidOutput,
+    LLMBackend,
+    events_schema,
+    parse_events,
+    schema_file_text,
+)
+from eventpipe.settings import Settings
+
+__all__ = [
+    "BackendError",
+    "Generator",
+    "InvalidOutput",
+    "LLMBackend",
+    "events_schema",
+    "llm_backend",
+    "make_generator",
+    "parse_events",
+    "schema_file_text",
+]
+
+
+def make_generator(name: str, settings: Settings) -> Generator:
+    if name == "openai":
+        from eventpipe.nlp.llm.openai_backend import OpenAIGenerator
+
+        return OpenAIGenerator.from_settings(settings)
+    if name == "transformers":
+        from eventpipe.nlp.llm.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator.from_settings(settings)
+    raise ValueError(f"unknown language-model backend {name!r}; known: transformers, openai")
+
+
+def llm_backend(name: str, settings: Settings) -> LLMBackend:
+    return LLMBackend(make_generator(name, settings))

@@ -1,0 +1,231 @@
+"""What every language-model backend shares: the output schema, the `Generator` interface
+(chat messages and a JSON Schema in, raw text out) and `LLMBackend`, which prompts a
+generator, validates what comes back, retries invalid output once with the error, and
+gives a document that still has none the `rules` events with the reason recorded."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from functools import cache
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from eventpipe.models import Event, Participant
+from eventpipe.nlp.events import (
+    EVENT_TYPES,
+    EventInput,
+    EventsOutcome,
+    EventsResult,
+    RulesBackend,
+    labeller,
+    sentence_of,
+)
+from eventpipe.nlp.llm.prompt import Messages, build_messages, repair_messages
+
+log = logging.getLogger(__name__)
+
+SCHEMA_NAME = "events"
+SCHEMA_FILE = "events-llm.schema.json"
+
+# The bounds keep a small model that loops from generating until its token budget runs
+# out, and let constrained decoding always reach the end of a document's JSON.
+Text = Annotated[str, Field(min_length=1, max_length=100)]
+Short = Annotated[str, Field(min_length=1, max_length=60)]
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+Role = Literal["agent", "patient", "theme", "recipient", "other"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMParticipant(_Strict):
+    text: Text
+    role: Role
+
+
+class LLMEvent(_Strict):
+    # No defaults: strict structured output wants every property required.
+    trigger: Short
+    type: EventType
+    participants: list[LLMParticipant] = Field(max_length=6)
+    location: Short | None
+    time: Short | None
+
+
+class LLMEvents(_Strict):
+    events: list[LLMEvent] = Field(max_length=12)
+
+
+@cache
+def _schema() -> str:
+    schema = LLMEvents.model_json_schema()
+    return json.dumps(_without_titles(schema))
+
+
+def events_schema() -> dict[str, Any]:
+    """The JSON Schema every backend's output must match (a fresh copy)."""
+    loaded: dict[str, Any] = json.loads(_schema())
+    return loaded
+
+
+def schema_file_text() -> str:
+    """What `schemas/events-llm.schema.json` holds."""
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": "What a language-model backend of the events stage must answer",
+    } | events_schema()
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _without_titles(node: Any) -> Any:
+    """Pydantic's generated titles only cost prompt tokens and grammar size."""
+    if isinstance(node, dict):
+        return {
+            key: (
+                {name: _without_titles(sub) for name, sub in value.items()}
+                if key == "properties"
+                else _without_titles(value)
+            )
+            for key, value in node.items()
+            if key != "title"
+        }
+    if isinstance(node, list):
+        return [_without_titles(item) for item in node]
+    return node
+
+
+class InvalidOutput(Exception):
+    """The model answered, but not with events that match the schema: retried once, then
+    the document gets the rules' events. `output` is what it answered, shown to it on the
+    retry."""
+
+    def __init__(self, reason: str, output: str = "") -> None:
+        super().__init__(reason)
+        self.output = output
+
+
+class BackendError(RuntimeError):
+    """A backend could not answer for a document (server down after retries, a request the
+    server refuses): that document fails."""
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(
+        self, requests: Sequence[Messages], schema: dict[str, Any]
+    ) -> list[str | Exception]:
+        """One answer per request, in order: the raw text; `InvalidOutput` when the answer
+        is unusable (cut off); or the exception that fails that request's document. Raising
+        fails every document of the call."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def parse_events(raw: str) -> LLMEvents:
+    """The validated events of a raw answer; InvalidOutput says what is wrong otherwise."""
+    text = _unfenced(raw.strip())
+    try:
+        return LLMEvents.model_validate_json(text)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "json_invalid":
+            reason = f"not valid JSON: {error['msg']}"
+        else:
+            reason = f"does not match the schema at {where or 'the top'}: {error['msg']}"
+        raise InvalidOutput(reason, raw) from None
+
+
+def _unfenced(text: str) -> str:
+    """Without the Markdown code fence some servers put around JSON in json_object mode."""
+    if text.startswith("```") and text.endswith("```"):
+        body = text[3:-3]
+        return body.split("\n", 1)[1] if "\n" in body else body
+    return text
+
+
+def to_events(parsed: LLMEvents, doc: EventInput, source: str) -> list[Event]:
+    """Our events from a model's: participants get the label of the entity they name, and
+    an event the sentence where its trigger first occurs (0 when it does not)."""
+    label = labeller(doc.entities)
+    lowered = doc.text.lower()
+    events = []
+    for item in parsed.events:
+        at = lowered.find(item.trigger.lower())
+        events.append(
+            Event(
+                trigger=item.trigger,
+                type=item.type,
+                participants=[
+                    Participant(text=p.text, role=p.role, label=label(p.text))
+                    for p in item.participants
+                ],
+                location=item.location,
+                time=item.time,
+                sentence=sentence_of(doc, at) if at >= 0 else 0,
+                source=source,
+            )
+        )
+    return events
+
+
+class LLMBackend:
+    """An `EventBackend` over a generator: validation, one retry and the rules fallback."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.name = generator.name
+        self.rules = RulesBackend()
+
+    def extract_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
+        requests = [build_messages(doc) for doc in docs]
+        answers = self._generate(requests)
+        outcomes = [self._check(raw, doc) for raw, doc in zip(answers, docs, strict=True)]
+        invalid = {i: out for i, out in enumerate(outcomes) if isinstance(out, InvalidOutput)}
+        if invalid:
+            # The error goes back to the model: a greedy decoder given the same prompt
+            # would only repeat itself.
+            repairs = [
+                repair_messages(requests[i], out.output, str(out)) for i, out in invalid.items()
+            ]
+            for i, raw in zip(invalid, self._generate(repairs), strict=True):
+                outcomes[i] = self._check(raw, docs[i])
+        return [self._settle(outcome, doc) for outcome, doc in zip(outcomes, docs, strict=True)]
+
+    def close(self) -> None:
+        self.generator.close()
+
+    def _generate(self, requests: list[Messages]) -> list[str | Exception]:
+        try:
+            answers = self.generator.generate(requests, events_schema())
+            if len(answers) != len(requests):
+                raise BackendError(
+                    f"{self.name} gave {len(answers)} answers to {len(requests)} requests"
+                )
+        except Exception as exc:
+            # A failure of the whole call fails its documents, not the stage.
+            log.warning("events backend failed", extra={"backend": self.name, "error": str(exc)})
+            return [exc] * len(requests)
+        return answers
+
+    def _check(self, raw: str | Exception, doc: EventInput) -> EventsOutcome | InvalidOutput:
+        if isinstance(raw, Exception):
+            return raw
+        try:
+            parsed = parse_events(raw)
+        except InvalidOutput as exc:
+            return exc
+        return EventsResult(to_events(parsed, doc, self.name), self.name)
+
+    def _settle(self, outcome: EventsOutcome | InvalidOutput, doc: EventInput) -> EventsOutcome:
+        if not isinstance(outcome, InvalidOutput):
+            return outcome
+        reason = f"{self.name}: invalid output after a retry: {outcome}"[:500]
+        log.warning("events fell back to rules", extra={"reason": reason})
+        return EventsResult(self.rules.extract(doc), self.rules.name, fallback=reason)

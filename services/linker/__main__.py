@@ -1,0 +1,3 @@
+from services.linker.service import main
+
+main()

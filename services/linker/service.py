@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from eventpipe.checkpoint.reader import CheckpointReader
+from eventpipe.checkpoint.state import JobState
+from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.kafka.clients import make_producer
+from eventpipe.linking.batch import BatchLevelError, run_batch_level
+from eventpipe.models import JobStatus, StatusRecord, utc_now
+from eventpipe.runtime.loop import ready_file
+from eventpipe.runtime.retry import StopRequested, retry_unavailable
+from eventpipe.runtime.service import install_stop_handlers, main_for
+from eventpipe.settings import Settings
+from eventpipe.storage.base import Backend
+from eventpipe.storage.factory import backend_names, open_backend
+
+log = logging.getLogger(__name__)
+
+
+def open_backends(settings: Settings, stop: threading.Event) -> list[Backend]:
+    def opener(name: str) -> Callable[[], Backend]:
+        return lambda: open_backend(settings, name)
+
+    return [retry_unavailable(name, opener(name), stop, settings.backend_retry_max_s)
+            for name in backend_names(settings)]
+
+
+def finish_job(settings: Settings, writer: CheckpointWriter, checkpoint: dict[str, object],
+               backends: list[Backend], stop: threading.Event) -> StatusRecord:
+    """Run the batch-level step (retrying unreachable backends) and record the outcome."""
+    job_id = str(checkpoint["job_id"])
+    try:
+        outputs = retry_unavailable(
+            "batch-level storage", lambda: run_batch_level(settings, checkpoint, backends),
+            stop, settings.backend_retry_max_s)
+        record = StatusRecord(job_id=job_id, status=JobStatus.COMPLETED, at=utc_now())
+        log.info("job completed", extra={"job_id": job_id, "links": len(outputs.links),
+                                         "storylines": len(outputs.storylines)})
+    except BatchLevelError as exc:
+        record = StatusRecord(job_id=job_id, status=JobStatus.FAILED, at=utc_now(),
+                              reason=f"batch-level work failed: {exc}")
+        log.error("batch-level work failed", extra={"job_id": job_id, "reason": str(exc)})
+    writer.send(record)
+    writer.flush()
+    return record
+
+
+class Linker:
+    def __init__(self, settings: Settings, backends: list[Backend], stop: threading.Event
+                 ) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.stop = stop
+        self.reader = CheckpointReader(settings)
+        self.writer = CheckpointWriter(settings, make_producer(settings))
+
+    def ready_jobs(self) -> list[JobState]:
+        table = self.reader.table
+        return [s for s in table.jobs.values()
+                if s.batch_id and s.all_done and table.status(s) is JobStatus.RUNNING]
+
+    def run(self) -> None:
+        ready = ready_file(self.settings.data_dir, "linker")
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.touch()
+        try:
+            while not self.stop.is_set():
+                # Caught up first, so a job is judged on everything recorded so far.
+                while self.reader.poll(timeout_s=0.2):
+                    pass
+                for state in self.ready_jobs():
+                    checkpoint = self.reader.table.to_checkpoint(state)
+                    record = finish_job(self.settings, self.writer, checkpoint, self.backends,
+                                        self.stop)
+                    self.reader.table.apply_record(record)
+                time.sleep(0.1)
+        except StopRequested:
+            log.info("stopped while a backend was down; the job is linked at the next start")
+        finally:
+            self.reader.close()
+            ready.unlink(missing_ok=True)
+            for backend in self.backends:
+                backend.close()
+
+
+def run(settings: Settings) -> None:
+    stop = install_stop_handlers()
+    try:
+        backends = open_backends(settings, stop)
+    except StopRequested:
+        return
+    Linker(settings, backends, stop).run()
+
+
+main = main_for("linker", run)

@@ -255,3 +255,25 @@ def test_cleanup_removes_only_ended_jobs(stack: Stack, tmp_path: Path, capsys: A
         assert reader.table.control.command(done) is None
     finally:
         reader.close()
+
+
+def test_link_runs_the_batch_level_work_again(stack: Stack, tmp_path: Path,
+                                              capsys: Any) -> None:
+    import argparse
+
+    from eventpipe.cli.main import cmd_link
+
+    settings = stack.settings
+    submit(settings, write_jsonl(tmp_path / "l.jsonl", corpus_lines(30, 32)), "relink")
+    assert_exactly_once(settings, "relink", 30)
+    stats = settings.data_dir / "batch_stats_relink.json"
+    first = json.loads(stats.read_text())
+    stats.unlink()
+    args = argparse.Namespace(job="relink")
+    assert cmd_link(args, settings) == 0
+    assert "COMPLETED" in capsys.readouterr().out
+    again = json.loads(stats.read_text())
+    assert again["event_links"] == first["event_links"]
+    assert again["documents"] == first["documents"]
+    with pytest.raises(UsageError, match="unknown job"):
+        cmd_link(argparse.Namespace(job="never_there"), settings)

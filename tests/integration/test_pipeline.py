@@ -65,6 +65,17 @@ def test_batch_with_malformed_lines_completes_exactly_once(stack: Stack, tmp_pat
     assert set(sample["timings_ms"]) == {"ner", "dp", "llm"}
     assert {"text", "label", "start_char", "end_char"} <= set(sample["entities"][0])
 
+    # Batch-level work ran before COMPLETED: links, storylines and statistics are saved.
+    data = stack.settings.data_dir
+    stats = json.loads((data / "batch_stats_it_batch.json").read_text())
+    assert stats["documents"] == {"total": total, "processed": 210, "failed": 7}
+    assert stats["failed_by_stage"] == {"ingest": 7}
+    assert sum(stats["events_by_type"].values()) == sum(len(r["events"]) for r in results)
+    links = [json.loads(x) for x in (data / "event_links_it_batch.jsonl").read_text().splitlines()]
+    storylines = (data / "storylines_it_batch.jsonl").read_text().splitlines()
+    assert stats["event_links"] == len(links) and stats["storylines"] == len(storylines)
+    assert all(x["source_doc_id"] != x["target_doc_id"] for x in links)
+
 
 def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(300, seed=5))

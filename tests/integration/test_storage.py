@@ -120,6 +120,13 @@ def test_all_backends_hold_the_same_documents(full_stack: Stack, tmp_path: Path)
         failed = conn.execute("SELECT doc_id, stage, error FROM failed_documents "
                               "WHERE job_id = %s", (job_id,)).fetchall()
     assert [(d, s) for d, s, _ in failed] == [("line-82", "ingest")]
+    with psycopg.connect(settings.postgres_dsn.get_secret_value()) as conn:
+        stats = conn.execute("SELECT stats FROM batch_statistics WHERE job_id = %s",
+                             (job_id,)).fetchone()
+        links = conn.execute("SELECT count(*) FROM event_links WHERE job_id = %s",
+                             (job_id,)).fetchone()
+    assert stats is not None and stats[0]["documents"]["processed"] == 81
+    assert links is not None and links[0] == stats[0]["event_links"]
 
 
 def test_sigkill_sink_exactly_once_in_every_backend(full_stack: Stack, tmp_path: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
 
+from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli import stack_commands
 from eventpipe.cli.errors import UsageError
 from eventpipe.cli.jobs import (
@@ -26,13 +28,14 @@ from eventpipe.cli.jobs import (
 )
 from eventpipe.cli.output import RateWindow, monitor_line, run_summary, status_report
 from eventpipe.cli.progress import Progress
-from eventpipe.kafka.clients import make_admin
+from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics, topic_specs
 from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack, StackError
+from eventpipe.storage.names import safe_name
 
 
 def wait_for_job(
@@ -106,8 +109,42 @@ def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     cp = require_checkpoint(settings, resolve_job(settings, args.job), args.job)
-    print(json.dumps(cp, indent=2, ensure_ascii=False) if args.json else status_report(cp))
+    if args.json:
+        print(json.dumps(cp, indent=2, ensure_ascii=False))
+        return 0
+    print(status_report(cp))
+    stats_path = settings.data_dir / f"batch_stats_{safe_name(cp['batch_id'])}.json"
+    if stats_path.exists():
+        stats = json.loads(stats_path.read_text())
+        print(f"\nBatch-level results: {stats['event_links']} event links, "
+              f"{stats['storylines']} storylines, events by type {stats['events_by_type']}")
     return 0
+
+
+def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a job's batch-level work again (after it FAILED, or to refresh it)."""
+    from services.linker.service import finish_job, open_backends
+
+    live = stack_commands.attached_settings(settings)
+    job_id = resolve_job(settings, args.job)
+    cp = require_checkpoint(settings, job_id, args.job)
+    done = cp["processed_documents"] + cp["failed_documents"]
+    if done < cp["total_documents"] or not cp["metadata"].get("total_known", True):
+        raise UsageError(f"job {job_id} has {cp['total_documents'] - done} documents left: "
+                         "batch-level work runs when every document is processed or failed")
+    if cp["status"] in ("PAUSED", "STOPPED"):
+        raise UsageError(f"job {job_id} is {cp['status']}")
+    stop = threading.Event()
+    backends = open_backends(live, stop)
+    try:
+        record = finish_job(live, CheckpointWriter(live, make_producer(live)), cp, backends,
+                            stop)
+    finally:
+        for backend in backends:
+            backend.close()
+    print(f"job {job_id}: {record.status.value}"
+          + (f" ({record.reason})" if record.reason else ""))
+    return 0 if record.status.value == "COMPLETED" else 1
 
 
 def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,6 +235,10 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", parents=[data_dir, job], help="print a job's checkpoint")
     st.add_argument("--json", action="store_true", help="print the checkpoint itself")
     st.set_defaults(func=cmd_status)
+
+    lk = sub.add_parser("link", parents=[data_dir, job],
+                        help="run a job's batch-level work again (links, storylines, stats)")
+    lk.set_defaults(func=cmd_link)
 
     m = sub.add_parser("monitor", parents=[data_dir, job], help="a line per interval until "
                        "the job ends")

@@ -43,6 +43,7 @@ class ServiceProcess:
     pid: int
     log_path: str
     restarts: int = 0
+    health_port: int | None = None
 
     def alive(self) -> bool:
         return pid_alive(self.pid, f"services.{self.service}")
@@ -185,21 +186,40 @@ class Stack:
         env.update(settings_env(self.settings))
         return env
 
+    def _health_port(self, name: str) -> int | None:
+        """With EVENTPIPE_HEALTH_PORT set, each process gets its own port from there on."""
+        base = self.settings.health_port
+        if base is None:
+            return None
+        previous = self.procs.get(name)
+        if previous is not None and previous.health_port is not None:
+            return previous.health_port
+        used = {p.health_port for p in self.procs.values()}
+        port = base
+        while port in used:
+            port += 1
+        return port
+
     def spawn(self, name: str) -> ServiceProcess:
         service = name.split(".")[0]
         log_path = self.log_dir / f"{name}.log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        health_port = self._health_port(name)
+        env = self.service_env()
+        if health_port is not None:
+            env["EVENTPIPE_HEALTH_PORT"] = str(health_port)
         with log_path.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
-                stdout=out, stderr=subprocess.STDOUT, env=self.service_env(),
+                stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
                 preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
         self._popens[process.pid] = process
         previous = self.procs.get(name)
         proc = ServiceProcess(name, service, process.pid, str(log_path),
-                              restarts=previous.restarts + 1 if previous else 0)
+                              restarts=previous.restarts + 1 if previous else 0,
+                              health_port=health_port)
         self.procs[name] = proc
         return proc
 

@@ -10,7 +10,9 @@ from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.models import JobStatus
+from eventpipe.runtime.health import READINESS
 from eventpipe.runtime.loop import ready_file
+from eventpipe.runtime.metrics import CHECKPOINT_WRITE_SECONDS
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
 
@@ -41,6 +43,7 @@ class Materializer:
             started = time.perf_counter()
             data = table.to_checkpoint(state)
             atomic_write_json(path, data, fsync=self.settings.fsync)
+            CHECKPOINT_WRITE_SECONDS.observe(time.perf_counter() - started)
             status = JobStatus(data["status"])
             if self._last_status.get(job_id) is not status:
                 self._last_status[job_id] = status
@@ -60,6 +63,7 @@ class Materializer:
         ready = ready_file(self.settings.data_dir, "checkpoint")
         ready.parent.mkdir(parents=True, exist_ok=True)
         ready.touch()
+        READINESS.set(None)
         next_flush = time.monotonic()
         try:
             while not self.stop_event.is_set():

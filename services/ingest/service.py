@@ -29,6 +29,7 @@ from eventpipe.models import (
     utc_now,
 )
 from eventpipe.runtime.loop import ConsumeLoop
+from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
 from services.ingest.lines import InvalidLine, ValidLine, parse_line, validate_document
@@ -91,8 +92,10 @@ class Ingest:
                               epoch_ms=self.reader.table.control.epoch(job_id))
         self.loop.produce(self.topics.docs, f"{job_id}/{valid.doc_id}".encode(),
                           doc.model_dump_json().encode())
+        DOCUMENTS_PROCESSED.labels("ingest").inc()
 
     def _fail(self, job_id: str, batch_id: str, doc_id: str, reason: str) -> None:
+        DOCUMENTS_FAILED.labels("ingest").inc()
         log.warning("document failed", extra={"job_id": job_id, "doc_id": doc_id,
                                               "reason": reason})
         failure = FailedDocument(job_id=job_id, batch_id=batch_id, doc_id=doc_id,

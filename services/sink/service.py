@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from confluent_kafka import Message
@@ -11,12 +12,25 @@ from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocRecord, DocumentMessage, FailedDocument, Stage, utc_now
+from eventpipe.runtime.health import READINESS
 from eventpipe.runtime.loop import ConsumeLoop
+from eventpipe.runtime.metrics import (
+    BACKEND_ERRORS,
+    BACKEND_SAVE_SECONDS,
+    DOCUMENTS_FAILED,
+    DOCUMENTS_PROCESSED,
+)
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.runtime.stage import decode_document, describe, failure_for_undecodable
 from eventpipe.settings import Settings
-from eventpipe.storage.base import Backend, ResultRecord, StorageError, result_record
+from eventpipe.storage.base import (
+    Backend,
+    BackendUnavailable,
+    ResultRecord,
+    StorageError,
+    result_record,
+)
 from eventpipe.storage.factory import backend_names, open_backend
 
 log = logging.getLogger(__name__)
@@ -57,8 +71,17 @@ class Sink:
         """Save to one backend, retrying while it is unreachable. A document the backend
         refuses for good fails alone (stage `sink`, the backend's reason)."""
         def call() -> None:
-            backend.save_documents(records)
-            backend.save_failures(failures)
+            started = time.perf_counter()
+            try:
+                backend.save_documents(records)
+                backend.save_failures(failures)
+            except BackendUnavailable:
+                BACKEND_ERRORS.labels(backend.name, "unavailable").inc()
+                raise
+            except StorageError:
+                BACKEND_ERRORS.labels(backend.name, "refused").inc()
+                raise
+            BACKEND_SAVE_SECONDS.labels(backend.name).observe(time.perf_counter() - started)
 
         try:
             self.loop.retry_backend(backend.name, call)
@@ -105,6 +128,11 @@ class Sink:
                                    stage=item.stage, error=item.error, at=now)
             self.checkpoints.send(record)
         self.checkpoints.flush()
+        for item in items:  # counted once recorded, as the checkpoint counts them
+            if isinstance(item, DocumentMessage) and (item.job_id, item.doc_id) not in refused:
+                DOCUMENTS_PROCESSED.labels("sink").inc()
+            elif isinstance(item, DocumentMessage):
+                DOCUMENTS_FAILED.labels("sink").inc()
 
     def run(self) -> None:
         try:
@@ -124,7 +152,20 @@ def run(settings: Settings) -> None:
     except StopRequested:
         return
     log.info("backends ready", extra={"backends": [b.name for b in backends]})
+    for backend in backends:
+        READINESS.add_check(backend.name, _checker(backend))
     Sink(settings, backends, stop).run()
+
+
+def _checker(backend: Backend) -> Callable[[], str | None]:
+    def check() -> str | None:
+        try:
+            backend.check()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    return check
 
 
 def _opener(settings: Settings, name: str) -> Callable[[], Backend]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,8 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
+from eventpipe.runtime.health import READINESS
+from eventpipe.runtime.metrics import CONSUMER_LAG
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers
 from eventpipe.settings import Settings
@@ -51,7 +54,8 @@ class ConsumeLoop:
         self.handle = handle
         self.on_tick = on_tick
         self.producer = producer or make_producer(settings)
-        self.consumer: Consumer = make_consumer(settings, group_id)
+        self.consumer: Consumer = make_consumer(settings, group_id, error_cb=self._on_error)
+        self._next_lag_at = 0.0
         self.stop_event = stop_event or threading.Event()
         self._delivery_errors: list[str] = []
         self._ready_path = ready_file(settings.data_dir, service)
@@ -60,8 +64,15 @@ class ConsumeLoop:
         if err is not None:
             self._delivery_errors.append(str(err))
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            READINESS.set("kafka: all brokers are down")
+        log.warning("kafka error", extra={"error": str(err)})
+
     def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+        READINESS.set(None)
+        self._next_lag_at = 0.0  # measure the new assignment's lag at the next step
         self._ready_path.parent.mkdir(parents=True, exist_ok=True)
         self._ready_path.touch()
 
@@ -86,8 +97,11 @@ class ConsumeLoop:
                 good.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error", extra={"error": str(err)})
+        if time.monotonic() >= self._next_lag_at:
+            self._next_lag_at = time.monotonic() + (5.0 if self.record_lag() else 1.0)
         if not good:
             return 0
+        READINESS.set(None)  # records arrive: connected
         self.handle(good)
         self.flush()
         try:
@@ -119,6 +133,22 @@ class ConsumeLoop:
         finally:
             if paused:
                 self.consumer.resume(self.consumer.assignment())
+
+    def record_lag(self) -> bool:
+        """Consumer lag per assigned partition, for /metrics (as good as the broker's high
+        watermark: the embedded broker's can be off by a batch). False while some partition
+        has no position yet (nothing consumed there)."""
+        complete = True
+        try:
+            for tp in self.consumer.position(self.consumer.assignment()):
+                if tp.offset < 0:
+                    complete = False
+                    continue
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1.0)
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+        except KafkaException as exc:
+            log.debug("lag not measured", extra={"error": str(exc)})
+        return complete
 
     def install_signal_handlers(self) -> None:
         install_stop_handlers(self.stop_event)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from eventpipe.logs import setup_logging
+from eventpipe.runtime.health import start_health_server
 from eventpipe.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None
             sys.exit(2)
         setup_logging(settings.log_level, service)
         log.info("starting")
+        if settings.health_port is not None:
+            start_health_server(settings.health_port)
         try:
             run(settings)
         except Exception:

@@ -16,6 +16,7 @@ from eventpipe.control.view import ControlView
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, FailedDocument, Stage
 from eventpipe.runtime.loop import ConsumeLoop
+from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED, STAGE_SECONDS
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class StageRunner:
         self.loop.produce(topic, doc_key.encode(), value)
 
     def _fail(self, failure: FailedDocument) -> None:
+        DOCUMENTS_FAILED.labels(self.stage.value).inc()
         log.warning(
             "document failed",
             extra={"job_id": failure.job_id, "doc_id": failure.doc_id, "reason": failure.error},
@@ -134,6 +136,7 @@ class StageRunner:
                                           error=describe(result)))
                 continue
             result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
+            STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
             value = result.model_dump_json().encode()
             if len(value) > self.settings.max_message_bytes:
                 self._fail(FailedDocument(
@@ -143,6 +146,7 @@ class StageRunner:
                     f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)"))
                 continue
             self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value)
+            DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
 
     def run(self) -> None:
         self.control.start()

@@ -17,9 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from eventpipe.nlp.events import EventBackend
-from eventpipe.nlp.quality import DEFAULT_GOLD_PATH, format_table, load_gold, make_backend
-from eventpipe.nlp.quality import run_quality
+from eventpipe.nlp.quality import (
+    DEFAULT_GOLD_PATH,
+    format_table,
+    load_gold,
+    make_backend,
+    run_quality,
+)
 
 
 def backend_names(argument: str | None) -> list[str]:
@@ -37,19 +41,20 @@ def main() -> int:
     parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD_PATH, help="gold JSONL file")
     args = parser.parse_args()
 
-    backends: dict[str, EventBackend] = {}
+    backends: dict[str, object] = {}
     for name in backend_names(args.backends):
         try:
             backends[name] = make_backend(name)
         except Exception as exc:  # not installed, not configured, unknown: skip it, say why
-            print(f"skipping events backend {name!r}: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            print(f"skipping events backend {name!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
     documents = len(load_gold(args.gold))
     started = time.perf_counter()
-    scores = run_quality(list(backends), gold_path=args.gold, backends=backends)
+    report = run_quality(list(backends), gold_path=args.gold, backends=backends)
     elapsed = time.perf_counter() - started
     print(f"gold: {args.gold} ({documents} documents), scored in {elapsed:.1f} s")
-    print(format_table(scores))
+    print(format_table(report.scores))
+    for note in report.notes:
+        print(note)
     return 0
 
 

@@ -54,7 +54,7 @@ _TRIGGER_NOISE = frozenset(
     }
 )  # fmt: skip
 _SPACE = re.compile(r"\s+")
-_EDGE_PUNCT = "\"'“”‘’.,;:!?()[]"
+_EDGE_PUNCT = "\"'\u2018\u2019\u201c\u201d.,;:!?()[]"
 
 ENTITIES = "entities"
 ENTITIES_TEXT = "entities (text only)"
@@ -120,8 +120,7 @@ def offset_errors(documents: Iterable[GoldDocument]) -> list[str]:
             found = doc.text[ent.start_char : ent.end_char]
             if not 0 <= ent.start_char < ent.end_char <= len(doc.text) or found != ent.text:
                 errors.append(
-                    f"{doc.id}: {ent.text!r} at [{ent.start_char}:{ent.end_char}] "
-                    f"selects {found!r}"
+                    f"{doc.id}: {ent.text!r} at [{ent.start_char}:{ent.end_char}] selects {found!r}"
                 )
     return errors
 
@@ -301,6 +300,37 @@ def _factory_arguments(factory: Callable[..., Any], name: str, settings: object)
     return arguments
 
 
+@dataclass(frozen=True)
+class BackendEvents:
+    """A backend's events per document, and how many documents failed (scored as having no
+    events) or fell back to the rules backend."""
+
+    events: list[list[Event]]
+    failed: int = 0
+    fell_back: int = 0
+
+
+def extract_events(backend: object, inputs: Sequence[EventInput]) -> BackendEvents:
+    """Run a backend over `inputs` through ``extract_results`` (one outcome per document: a
+    result with ``events`` and ``fallback``, or an exception) where it has one, or else
+    ``extract_batch`` (a list of events per document)."""
+    extract_results = getattr(backend, "extract_results", None)
+    if extract_results is None:
+        batch: list[list[Event]] = backend.extract_batch(inputs)  # type: ignore[attr-defined]
+        return BackendEvents([list(events) for events in batch])
+    per_document: list[list[Event]] = []
+    failed = fell_back = 0
+    for outcome in extract_results(inputs):
+        if isinstance(outcome, Exception):
+            failed += 1
+            per_document.append([])
+            continue
+        if getattr(outcome, "fallback", None):
+            fell_back += 1
+        per_document.append(list(outcome.events))
+    return BackendEvents(per_document, failed=failed, fell_back=fell_back)
+
+
 def score_documents(
     gold: Sequence[GoldDocument],
     analyses: Sequence[Analysis],
@@ -316,9 +346,7 @@ def score_documents(
     for backend in events:
         totals[events_row(backend)] = Score(0, 0, 0)
     for index, (doc, analysis) in enumerate(zip(gold, analyses, strict=True)):
-        totals[ENTITIES] += score(
-            map(entity_key, analysis.entities), map(entity_key, doc.entities)
-        )
+        totals[ENTITIES] += score(map(entity_key, analysis.entities), map(entity_key, doc.entities))
         totals[ENTITIES_TEXT] += score(
             map(entity_text_key, analysis.entities), map(entity_text_key, doc.entities)
         )
@@ -334,24 +362,40 @@ def score_documents(
     return totals
 
 
+@dataclass(frozen=True)
+class QualityReport:
+    """Scores by row name, and remarks on how the events backends ran."""
+
+    scores: dict[str, Score]
+    notes: list[str]
+
+
 def run_quality(
     backend_names: Sequence[str] = ("rules",),
     *,
     gold_path: Path | str | None = None,
     nlp: Language | None = None,
-    backends: Mapping[str, EventBackend] | None = None,
-) -> dict[str, Score]:
+    backends: Mapping[str, object] | None = None,
+) -> QualityReport:
     """Scores of the full pipeline over the gold set, with the events of each backend named
     in `backend_names` (made by `make_backend` unless given in `backends`)."""
     gold = load_gold(gold_path)
     pipeline = nlp if nlp is not None else load_pipeline()
     analyses = analyse(pipeline, [doc.text for doc in gold])
+    inputs = [analysis.event_input for analysis in analyses]
     given = dict(backends or {})
     events: dict[str, list[list[Event]]] = {}
+    notes: list[str] = []
     for name in backend_names:
         backend = given[name] if name in given else make_backend(name)
-        events[name] = backend.extract_batch([analysis.event_input for analysis in analyses])
-    return score_documents(gold, analyses, events)
+        found = extract_events(backend, inputs)
+        events[name] = found.events
+        if found.failed or found.fell_back:
+            notes.append(
+                f"events [{name}]: {found.failed} of {len(inputs)} documents failed, "
+                f"{found.fell_back} fell back to rules"
+            )
+    return QualityReport(score_documents(gold, analyses, events), notes)
 
 
 def evaluate(
@@ -362,8 +406,8 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """`run_quality` as plain figures: row name -> {"precision", "recall", "f1"}. Rows:
     `ENTITIES`, `ENTITIES_TEXT`, `TRIPLETS` and ``events_row(name)`` per backend."""
-    scores = run_quality(backend_names, gold_path=gold_path, nlp=nlp)
-    return {row: result.as_dict() for row, result in scores.items()}
+    report = run_quality(backend_names, gold_path=gold_path, nlp=nlp)
+    return {row: result.as_dict() for row, result in report.scores.items()}
 
 
 def format_table(scores: Mapping[str, Score]) -> str:

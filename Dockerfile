@@ -5,7 +5,7 @@
 #   docker build -t eventpipe .                                  # rules-based events stage
 #   docker build -t eventpipe:llm --build-arg EXTRAS=llm .       # + torch and transformers
 #
-#   docker run --rm eventpipe ner                    # a service: ingest ner dp llm sink checkpoint
+#   docker run --rm eventpipe ner          # a service: ingest ner dp llm sink checkpoint linker
 #   docker run --rm eventpipe eventpipe topics create        # any CLI command
 #
 # Two stages: the builder installs everything into a virtual environment in /opt/venv; the

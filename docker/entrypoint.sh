@@ -1,7 +1,8 @@
 #!/bin/sh
 # The image's entrypoint: one image runs every service and the CLI.
 #
-#   <service> [ARGS...]   ingest | ner | dp | llm | sink | checkpoint  ->  python -m services.<service>
+#   <service> [ARGS...]   ingest | ner | dp | llm | sink | checkpoint | linker
+#                         ->  python -m services.<service>
 #   eventpipe ARGS...     the CLI, e.g. `eventpipe topics create`, `eventpipe db migrate`
 #   help                  this text
 #   anything else         run as given (a shell, python, ...), for debugging
@@ -11,11 +12,11 @@
 set -eu
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-help}" in
-    ingest | ner | dp | llm | sink | checkpoint)
+    ingest | ner | dp | llm | sink | checkpoint | linker)
         service=$1
         shift
         exec python -m "services.${service}" "$@"

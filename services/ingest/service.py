@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.control.messages import InvalidControlMessage, parse_control
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import (
@@ -70,19 +71,13 @@ class Ingest:
         self.loop = ConsumeLoop(
             settings,
             service="ingest",
-            topics=[self.topics.submissions],
+            topics=[self.topics.submissions, self.topics.control],
             group_id=f"{settings.topic_prefix}-ingest",
             handle=self.handle,
             producer=producer,
-            on_tick=self.tick,
         )
         self.streams: dict[str, Stream] = {}
         self.max_text = settings.max_message_bytes - 65536
-        # Resumes already acted on; history read at start-up counts as handled.
-        self.reader.sync(self.checkpoints)
-        self.handled_resumes = {
-            job_id: c.resumed_at_ms for job_id, c in self.reader.table.control.jobs.items()
-        }
 
     # --- shared -------------------------------------------------------------------------
 
@@ -132,6 +127,9 @@ class Ingest:
 
     def handle(self, msgs: list[Message]) -> None:
         for msg in msgs:
+            if msg.topic() == self.topics.control:
+                self.on_control(msg)
+                continue
             value = msg.value() or b""
             try:
                 data = json.loads(value)
@@ -276,31 +274,35 @@ class Ingest:
 
     # --- resume -------------------------------------------------------------------------
 
-    def tick(self) -> None:
+    def on_control(self, msg: Message) -> None:
         """Re-send the remaining documents of a resumed job from its recorded input, whoever
-        sent the resume (the CLI or any Kafka client)."""
-        self.reader.poll(timeout_s=0)
+        sent the resume (the CLI or any Kafka client). Control records reach ingest through
+        its consumer group and are committed only after the re-send is produced, so a crash
+        in between loses no resume."""
+        try:
+            command = parse_control(msg.value())
+        except InvalidControlMessage:
+            return  # logged by the readers that fold the control topic
+        if command.command is not ControlCommand.RESUME:
+            return
+        self.reader.sync(self.checkpoints)
         table = self.reader.table
-        for job_id, control in list(table.control.jobs.items()):
-            if control.resumed_at_ms <= self.handled_resumes.get(job_id, 0):
-                continue
-            self.handled_resumes[job_id] = control.resumed_at_ms
-            state = table.jobs.get(job_id)
-            if state is None or state.batch_id is None or table.status(state) in (
-                    JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED):
-                continue
-            ctx = {"job_id": job_id, "batch_id": state.batch_id, "path": state.input_path}
-            if state.input_path and Path(state.input_path).is_file():
-                log.info("resumed: re-sending the remaining documents", extra=ctx)
-                sub = Submission(batch_id=state.batch_id, job_id=job_id,
-                                 path=state.input_path, origin="resume")
-                # Through the topic, so a crash before it is read loses nothing.
-                self.loop.produce(self.topics.submissions, state.batch_id.encode(),
-                                  sub.model_dump_json().encode())
-                self.loop.flush()
-            else:
-                log.warning("resumed, but the input is not readable here: resubmit the "
-                            "remaining documents", extra=ctx)
+        state = table.jobs.get(command.job_id)
+        if state is None or state.batch_id is None:
+            log.warning("resume for an unknown job ignored", extra={"job_id": command.job_id})
+            return
+        if table.status(state) is not JobStatus.RUNNING:
+            return  # stopped, finished, or paused again since
+        ctx = {"job_id": state.job_id, "batch_id": state.batch_id, "path": state.input_path}
+        if state.input_path and Path(state.input_path).is_file():
+            log.info("resumed: re-sending the remaining documents", extra=ctx)
+            sub = Submission(batch_id=state.batch_id, job_id=state.job_id,
+                             path=state.input_path, origin="resume")
+            self.loop.produce(self.topics.submissions, state.batch_id.encode(),
+                              sub.model_dump_json().encode())
+        else:
+            log.warning("resumed, but the input is not readable here: resubmit the "
+                        "remaining documents", extra=ctx)
 
     def run(self) -> None:
         self.loop.install_signal_handlers()

@@ -131,3 +131,10 @@ class TcpProxy:
                 c.close()
             except OSError:
                 pass
+
+
+def read_checkpoint_or_none(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    try:
+        return read_checkpoint(settings.checkpoint_dir, job_id)
+    except CheckpointNotFound:
+        return None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from eventpipe.control.state import ControlLatest
-from eventpipe.kafka.clients import make_reader
+from eventpipe.kafka.clients import make_producer, make_reader
+from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
 from eventpipe.settings import Settings
 
@@ -24,10 +26,33 @@ class ControlView(threading.Thread):
         self._topic = Topics.from_settings(settings).control
         self._consumer = make_reader(settings)
         meta = self._consumer.list_topics(self._topic, timeout=10).topics[self._topic]
+        self._partitions = list(meta.partitions)
         self._consumer.assign(
-            [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+            [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in self._partitions]
         )
         self._stopping = threading.Event()
+        self._settings = settings
+        self._markers: dict[bytes, int] = {}
+        self._markers_seen = threading.Condition()
+
+    def start_caught_up(self, timeout_s: float = 60.0) -> None:
+        """Start following, and return once everything written to the topic before this call
+        is folded, so a (re)started stage never processes a paused job's documents before it
+        has read the pause. A marker record per partition tells where "now" is: high
+        watermarks are not trusted for that (some brokers report them wrong)."""
+        self.start()
+        token = uuid.uuid4().hex
+        key = f"marker/{token}".encode()
+        producer = make_producer(self._settings)
+        for p in self._partitions:
+            producer.produce(self._topic, key=key, value=b"{}", partition=p)
+        if producer.flush(timeout_s):
+            raise KafkaSetupError("control topic markers were not acknowledged")
+        with self._markers_seen:
+            if not self._markers_seen.wait_for(
+                    lambda: self._markers.get(key, 0) >= len(self._partitions), timeout_s):
+                raise KafkaSetupError(f"control topic not read to its end in {timeout_s} s")
+            self._markers.pop(key, None)
 
     def blocks(self, job_id: str, epoch_ms: int = 0) -> bool:
         return self.latest.blocks(job_id, epoch_ms)
@@ -38,7 +63,13 @@ class ControlView(threading.Thread):
                 if msg.error():
                     log.warning("control read error", extra={"error": str(msg.error())})
                     continue
-                self.latest.apply(msg.key(), msg.value(), msg.timestamp()[1])
+                key = msg.key()
+                if key is not None and key.startswith(b"marker/"):
+                    with self._markers_seen:
+                        self._markers[key] = self._markers.get(key, 0) + 1
+                        self._markers_seen.notify_all()
+                    continue
+                self.latest.apply(key, msg.value(), msg.timestamp()[1])
         self._consumer.close()
 
     def close(self) -> None:

@@ -149,7 +149,7 @@ class StageRunner:
             DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
 
     def run(self) -> None:
-        self.control.start()
+        self.control.start_caught_up()
         self.loop.install_signal_handlers()
         try:
             self.loop.run()

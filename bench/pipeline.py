@@ -39,6 +39,14 @@ from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 
 
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, dict[str, Any]]:
     nlp = load_pipeline()
     backend = RulesBackend()
@@ -78,6 +86,10 @@ def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, A
                     break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        for name, proc in sorted(stack.procs.items()):
+            print(f"peak RSS {name:<10} {peak_rss_mb(proc.pid):7.1f} MB")
+        if stack.broker_pid is not None:
+            print(f"peak RSS {'broker':<10} {peak_rss_mb(stack.broker_pid):7.1f} MB")
     finally:
         stack.stop()
     if cp["status"] != "COMPLETED":

@@ -34,17 +34,10 @@ from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import EventInput, RulesBackend
 from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.triplets import triplets_from_doc
+from eventpipe.processes import peak_rss_mb
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, dict[str, Any]]:

@@ -30,19 +30,12 @@ from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.models import DocRecord, job_id_for, utc_now
+from eventpipe.processes import peak_rss_mb
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 
 HERE = Path(__file__).parent
 TEXT = "Acme Corp opened an office in Oslo."
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_job(broker: EmbeddedBroker, n: int, fsync: bool, tmp: Path) -> dict[str, float]:

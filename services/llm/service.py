@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
-from eventpipe.nlp.events import EventBackend, EventInput, get_backend
+from eventpipe.nlp.events import EventBackend, EventInput, build_backend
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
@@ -14,8 +14,13 @@ def make_process(backend: EventBackend) -> ProcessBatch:
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
         inputs = [EventInput(d.text, d.entities, d.triplets, d.sentences) for d in docs]
         out: list[StageResult] = []
-        for doc, events in zip(docs, backend.extract_batch(inputs), strict=True):
-            doc.events = events
+        for doc, result in zip(docs, backend.extract_results(inputs), strict=True):
+            if isinstance(result, Exception):
+                out.append(result)  # fails this document only
+                continue
+            doc.events = result.events
+            doc.events_backend = result.backend
+            doc.events_fallback = result.fallback
             out.append(doc)
         return out
 
@@ -24,7 +29,7 @@ def make_process(backend: EventBackend) -> ProcessBatch:
 
 def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    process = make_process(get_backend(settings.llm_backend))
+    process = make_process(build_backend(settings))
     StageRunner(settings, Stage.LLM, topics.dp, topics.events, process).run()
 
 

@@ -28,10 +28,9 @@ from eventpipe.nlp.llm.prompt import Messages, build_messages, repair_messages
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = "events"
-SCHEMA_FILE = "events-llm.schema.json"
 
-# The bounds keep a small model that loops from generating until its token budget runs
-# out, and let constrained decoding always reach the end of a document's JSON.
+# Every string and list is bounded: a small model that repeats itself stops at the bound
+# rather than at the token budget, and constrained decoding can always close the JSON.
 Text = Annotated[str, Field(min_length=1, max_length=100)]
 Short = Annotated[str, Field(min_length=1, max_length=60)]
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
@@ -152,26 +151,28 @@ def _unfenced(text: str) -> str:
 
 def to_events(parsed: LLMEvents, doc: EventInput, source: str) -> list[Event]:
     """Our events from a model's: participants get the label of the entity they name, and
-    an event the sentence where its trigger first occurs (0 when it does not)."""
+    an event the sentence where its trigger first occurs (0 when it does not). Repeats are
+    dropped: small models under greedy decoding tend to list one thing again and again."""
     label = labeller(doc.entities)
     lowered = doc.text.lower()
-    events = []
+    events: list[Event] = []
     for item in parsed.events:
         at = lowered.find(item.trigger.lower())
-        events.append(
-            Event(
-                trigger=item.trigger,
-                type=item.type,
-                participants=[
-                    Participant(text=p.text, role=p.role, label=label(p.text))
-                    for p in item.participants
-                ],
-                location=item.location,
-                time=item.time,
-                sentence=sentence_of(doc, at) if at >= 0 else 0,
-                source=source,
-            )
+        participants = {
+            (p.text, p.role): Participant(text=p.text, role=p.role, label=label(p.text))
+            for p in item.participants
+        }
+        event = Event(
+            trigger=item.trigger,
+            type=item.type,
+            participants=list(participants.values()),
+            location=item.location,
+            time=item.time,
+            sentence=sentence_of(doc, at) if at >= 0 else 0,
+            source=source,
         )
+        if event not in events:
+            events.append(event)
     return events
 
 

@@ -1,0 +1,157 @@
+"""Throughput of the `transformers` events backend by batch size: documents per second of
+`generate()` (constrained to the events schema) on documents whose prompts are about 400
+tokens, with up to 128 new tokens each.
+
+The model is a directory or a .gguf file, or with `--random-shape smollm2-135m` a randomly
+initialised model of SmolLM2-135M's shape (30 layers, 576 wide, 49,152-token vocabulary,
+ChatML) built on the fly, with a byte-level BPE tokenizer trained on the generated corpus. A
+random model under greedy decoding repeats itself and so uses its whole token budget: its
+numbers are those of every document generating 128 tokens. A batch size is skipped when
+the one before it says it would take longer than --budget-s.
+
+    .venv/bin/python bench/llm.py --random-shape smollm2-135m [--batch-sizes 1,16,64,256]
+    .venv/bin/python bench/llm.py path/to/model-or.gguf [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from eventpipe.nlp.corpus import generate_documents
+from eventpipe.nlp.events import EventInput
+from eventpipe.nlp.llm import InvalidOutput, events_schema
+from eventpipe.nlp.llm.prompt import Messages, build_messages
+from eventpipe.nlp.llm.transformers_backend import TransformersGenerator
+
+PROMPT_TOKENS = 400
+NEW_TOKENS = 128
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SHAPES: dict[str, dict[str, Any]] = {
+    "smollm2-135m": {
+        "vocab_size": 49152,
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 100000.0,
+        "tie_word_embeddings": True,
+    },
+}
+
+
+def random_model(shape: str, directory: Path) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    dims = SHAPES[shape]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=dims["vocab_size"],
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator((d["text"] for d in generate_documents(3000, seed=11)), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        **dims,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def requests(generator: TransformersGenerator, count: int) -> list[Messages]:
+    """Prompts of about PROMPT_TOKENS tokens: generated news documents, joined until long
+    enough."""
+    pool = [d["text"] for d in generate_documents(count * 8 + 8, seed=5)]
+    made: list[Messages] = []
+    while len(made) < count:
+        text = pool.pop()
+        while True:
+            messages = build_messages(EventInput(text, [], [], []))
+            size = len(generator.tokenizer(generator.render(messages)).input_ids)
+            if size >= PROMPT_TOKENS - 40:
+                break
+            text += " " + pool.pop()
+        made.append(messages)
+    return made
+
+
+def new_tokens(generator: TransformersGenerator, answers: list[str | Exception]) -> float:
+    texts = [
+        a if isinstance(a, str) else a.output if isinstance(a, InvalidOutput) else ""
+        for a in answers
+    ]
+    return sum(len(generator.tokenizer(t).input_ids) for t in texts) / len(texts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="a model directory or a .gguf file")
+    parser.add_argument("--random-shape", choices=sorted(SHAPES))
+    parser.add_argument("--batch-sizes", default="1,16,64,256")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--budget-s", type=float, default=600.0)
+    args = parser.parse_args()
+    if bool(args.model) == bool(args.random_shape):
+        parser.error("give a model path or --random-shape, not both")
+    sizes = [int(size) for size in args.batch_sizes.split(",")]
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = args.model or random_model(args.random_shape, Path(scratch))
+        started = time.perf_counter()
+        generator = TransformersGenerator(
+            model, device=args.device, batch_size=max(sizes), max_new_tokens=NEW_TOKENS
+        )
+        print(f"model: {args.model or args.random_shape} on {generator.device}, "
+              f"loaded in {time.perf_counter() - started:.1f} s")
+        prompts = requests(generator, max(sizes))
+        schema = events_schema()
+        prompt_tokens = sum(len(generator.tokenizer(generator.render(m)).input_ids)
+                            for m in prompts) / len(prompts)
+        print(f"prompts: {prompt_tokens:.0f} tokens on average; up to {NEW_TOKENS} new tokens")
+        # Compiles the grammar and warms the kernels, outside the timings.
+        generator.max_new_tokens = 4
+        generator.generate(prompts[:1], schema)
+        generator.max_new_tokens = NEW_TOKENS
+        rate = 0.0
+        print("batch  docs/s  s/batch  new tokens/doc")
+        for size in sizes:
+            if rate and size / rate > args.budget_s:
+                print(f"{size:>5}  skipped: about {size / rate:.0f} s at the last rate "
+                      f"(--budget-s {args.budget_s:.0f})")
+                continue
+            generator.batch_size = size
+            started = time.perf_counter()
+            answers = generator.generate(prompts[:size], schema)
+            seconds = time.perf_counter() - started
+            rate = size / seconds
+            print(f"{size:>5}  {rate:6.2f}  {seconds:7.1f}  {new_tokens(generator, answers):6.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ the project reads the environment for configuration."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -137,6 +138,19 @@ class Settings(BaseSettings):
         return self.data_dir / "checkpoints"
 
 
+def load_settings() -> Settings:
+    """Settings from the environment and, when EVENTPIPE_SECRETS_DIR names a folder, from
+    files in it named like the variables (`EVENTPIPE_POSTGRES_DSN`, ...): a mounted
+    Kubernetes or Docker secret keeps credentials out of the environment. The environment
+    wins over a file."""
+    secrets_dir = os.environ.get("EVENTPIPE_SECRETS_DIR")
+    if secrets_dir:
+        if not Path(secrets_dir).is_dir():
+            raise ValueError(f"EVENTPIPE_SECRETS_DIR={secrets_dir} is not a folder")
+        return Settings(_secrets_dir=secrets_dir)
+    return Settings()
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -33,7 +33,7 @@ from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics, topic_specs
 from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
-from eventpipe.settings import Settings
+from eventpipe.settings import Settings, load_settings
 from eventpipe.stack import Stack, StackError
 from eventpipe.storage.names import safe_name
 
@@ -272,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        settings = Settings()
+        settings = load_settings()
     except ValueError as exc:
         print(f"eventpipe: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(2)

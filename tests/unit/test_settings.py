@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventpipe.settings import load_settings
+from eventpipe.stack import settings_env
+
+
+def test_secrets_come_from_files_and_never_show(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "EVENTPIPE_POSTGRES_DSN").write_text("postgresql://u:hunter2@db/x")
+    (tmp_path / "eventpipe_sasl_password").write_text("s3cret")
+    monkeypatch.setenv("EVENTPIPE_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.postgres_dsn is not None
+    assert settings.postgres_dsn.get_secret_value() == "postgresql://u:hunter2@db/x"
+    assert settings.sasl_password is not None
+    assert settings.sasl_password.get_secret_value() == "s3cret"
+    assert "hunter2" not in repr(settings) and "s3cret" not in str(settings)
+    # The local stack hands them to its services through their environment only.
+    assert settings_env(settings)["EVENTPIPE_SASL_PASSWORD"] == "s3cret"
+
+
+def test_a_missing_secrets_dir_and_bad_values_are_clear(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    monkeypatch.setenv("EVENTPIPE_SECRETS_DIR", str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="is not a folder"):
+        load_settings()
+    monkeypatch.delenv("EVENTPIPE_SECRETS_DIR")
+    monkeypatch.setenv("EVENTPIPE_TOPIC_PREFIX", "bad prefix!")
+    with pytest.raises(ValueError, match="topic_prefix"):
+        load_settings()

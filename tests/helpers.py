@@ -103,7 +103,14 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
-                self._conns += [client, upstream]
+                # A connection queued before a cut and accepted after it: the server is gone.
+                cut = listener is not self._listener
+                if not cut:
+                    self._conns += [client, upstream]
+            if cut:
+                client.close()
+                upstream.close()
+                return
             for a, b in ((client, upstream), (upstream, client)):
                 self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -120,17 +127,15 @@ class TcpProxy:
                     s.close()
 
     def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
         with self._lock:
+            listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
+        if listener is not None:
+            listener.close()
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(self._socket.SHUT_RDWR)
                 c.close()
-            except OSError:
-                pass
 
 
 def read_checkpoint_or_none(settings: Settings, job_id: str) -> dict[str, Any] | None:

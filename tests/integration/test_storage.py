@@ -29,6 +29,9 @@ AWKWARD = ('He said "no" \\ then \'yes\'\ttab\r\x01\x1f and 🎉🚀 emoji; NUL 
            + "very " * 20_000 + "Acme Corp bought Beta Ltd in Oslo on Monday.")
 
 
+N_OUTAGE = 500
+
+
 def finished(c: dict[str, Any]) -> bool:
     return c["status"] in ("COMPLETED", "FAILED", "STOPPED")
 
@@ -152,26 +155,29 @@ def test_postgres_outage_mid_batch_loses_nothing(
     stack.start()
     try:
         job_id = submit(stack.settings,
-                        write_jsonl(tmp_path / "o.jsonl", corpus_lines(250, seed=43)),
+                        write_jsonl(tmp_path / "o.jsonl", corpus_lines(N_OUTAGE, seed=43)),
                         "outage").job_id
-        wait_checkpoint(stack.settings, job_id, lambda c: 10 <= c["processed_documents"] < 150)
+        # Cut early in a batch long enough (~10 s of NLP here) that most of it is still to go.
+        wait_checkpoint(stack.settings, job_id, lambda c: c["processed_documents"] >= 5)
         proxy.cut()
-        time.sleep(1.0)
+        sink_log = stack.settings.data_dir / "logs" / "sink.log"
+        deadline = time.monotonic() + 60
+        while "postgres unavailable; retrying" not in sink_log.read_text():
+            assert time.monotonic() < deadline, "the sink never reported PostgreSQL gone"
+            time.sleep(0.2)
         stalled = wait_checkpoint(stack.settings, job_id, lambda c: True)["processed_documents"]
         time.sleep(4.0)
-        # Nothing counts as processed while PostgreSQL is gone (one batch may have been saved
-        # just before the cut).
+        # Nothing counts as processed while PostgreSQL is gone (a batch being recorded at the
+        # moment of the check may still land).
         during = wait_checkpoint(stack.settings, job_id, lambda c: True)["processed_documents"]
-        assert during <= stalled + settings.stage_batch_size and during < 250
-        sink_log = (stack.settings.data_dir / "logs" / "sink.log").read_text()
-        assert "postgres unavailable; retrying" in sink_log
+        assert during <= stalled + settings.stage_batch_size and during < N_OUTAGE
         proxy.restore()
         cp = wait_checkpoint(stack.settings, job_id, finished, timeout_s=240)
-        assert cp["status"] == "COMPLETED" and cp["processed_documents"] == 250
+        assert cp["status"] == "COMPLETED" and cp["processed_documents"] == N_OUTAGE
         pg = pg_documents(pg_dsn, job_id)
         assert set(pg) == set(cp["processed_doc_ids"])
         jsonl = read_results(results_path(stack.settings.data_dir, "outage"))
-        assert len(jsonl) == len({r["id"] for r in jsonl}) == 250
+        assert len(jsonl) == len({r["id"] for r in jsonl}) == N_OUTAGE
     finally:
         stack.stop()
         proxy.cut()

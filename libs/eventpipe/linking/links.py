@@ -59,7 +59,10 @@ def candidate_pairs(items: list[EventItem]) -> set[tuple[int, int]]:
     return pairs
 
 
-def score(a: EventItem, b: EventItem, similarity: Similarity) -> tuple[float, dict[str, Any]]:
+def score(a: EventItem, b: EventItem, similarity: Similarity, threshold: float = 0.0
+          ) -> tuple[float, dict[str, Any]]:
+    """The pair's score and evidence. Text similarity (the costly part) is computed only when
+    it could lift the pair to the threshold; otherwise the score stays below it."""
     shared = sorted(a.participants & b.participants)
     union = a.participants | b.participants
     parts = len(shared) / len(union) if union else 0.0
@@ -67,21 +70,21 @@ def score(a: EventItem, b: EventItem, similarity: Similarity) -> tuple[float, di
     days = abs((a.published - b.published).days) if a.published and b.published else None
     time_score = (1.0 if a.time and a.time == b.time
                   else max(0.0, 1.0 - days / 30.0) if days is not None else 0.0)
-    text = similarity(a.doc_id, b.doc_id)
-    total = (WEIGHTS["participants"] * parts + WEIGHTS["location"] * same_location
-             + WEIGHTS["type"] * (a.type == b.type) + WEIGHTS["trigger"] * (a.trigger == b.trigger)
-             + WEIGHTS["time"] * time_score + WEIGHTS["text"] * text)
+    partial = (WEIGHTS["participants"] * parts + WEIGHTS["location"] * same_location
+               + WEIGHTS["type"] * (a.type == b.type)
+               + WEIGHTS["trigger"] * (a.trigger == b.trigger) + WEIGHTS["time"] * time_score)
+    text = similarity(a.doc_id, b.doc_id) if partial + WEIGHTS["text"] >= threshold else 0.0
     evidence = {"shared_participants": shared, "same_location": same_location,
                 "same_type": a.type == b.type, "same_trigger": a.trigger == b.trigger,
                 "days_apart": days, "text_similarity": round(text, 4),
                 "similarity": similarity.name}
-    return total, evidence
+    return partial + WEIGHTS["text"] * text, evidence
 
 
 def link_events(items: list[EventItem], similarity: Similarity, threshold: float) -> list[Link]:
     links = []
     for a, b in sorted(candidate_pairs(items)):
-        s, evidence = score(items[a], items[b], similarity)
+        s, evidence = score(items[a], items[b], similarity, threshold)
         if s >= threshold:
             links.append(Link(items[a], items[b], s, evidence))
     return links

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         10000, ge=1000, description="Consumer-group session timeout (real Kafka needs >= 6000)."
     )
     heartbeat_interval_ms: int = Field(3000, ge=100, description="Consumer heartbeat interval.")
+    fetch_wait_max_ms: int = Field(
+        100, ge=1, le=5000,
+        description="Longest a fetch waits for new records (brokers that do not answer a "
+        "waiting fetch when records arrive add up to this much latency per stage).",
+    )
     max_message_bytes: int = Field(
         8_000_000, ge=1024, description="Largest message a service produces; larger documents fail."
     )

@@ -60,31 +60,38 @@ def candidate_pairs(items: list[EventItem]) -> set[tuple[int, int]]:
 
 
 def score(a: EventItem, b: EventItem, similarity: Similarity, threshold: float = 0.0
-          ) -> tuple[float, dict[str, Any]]:
-    """The pair's score and evidence. Text similarity (the costly part) is computed only when
-    it could lift the pair to the threshold; otherwise the score stays below it."""
-    shared = sorted(a.participants & b.participants)
-    union = a.participants | b.participants
-    parts = len(shared) / len(union) if union else 0.0
+          ) -> tuple[float, dict[str, Any]] | None:
+    """The pair's score and evidence, or None when it stays below `threshold`. The cheap
+    parts come first; text similarity (the costly part) is computed only when it could lift
+    the pair to the threshold, and evidence is built only for links."""
+    shared = a.participants & b.participants
+    union_size = len(a.participants) + len(b.participants) - len(shared)
+    parts = len(shared) / union_size if union_size else 0.0
     same_location = a.location is not None and a.location == b.location
     days = abs((a.published - b.published).days) if a.published and b.published else None
     time_score = (1.0 if a.time and a.time == b.time
                   else max(0.0, 1.0 - days / 30.0) if days is not None else 0.0)
+    same_type, same_trigger = a.type == b.type, a.trigger == b.trigger
     partial = (WEIGHTS["participants"] * parts + WEIGHTS["location"] * same_location
-               + WEIGHTS["type"] * (a.type == b.type)
-               + WEIGHTS["trigger"] * (a.trigger == b.trigger) + WEIGHTS["time"] * time_score)
-    text = similarity(a.doc_id, b.doc_id) if partial + WEIGHTS["text"] >= threshold else 0.0
-    evidence = {"shared_participants": shared, "same_location": same_location,
-                "same_type": a.type == b.type, "same_trigger": a.trigger == b.trigger,
+               + WEIGHTS["type"] * same_type + WEIGHTS["trigger"] * same_trigger
+               + WEIGHTS["time"] * time_score)
+    if partial + WEIGHTS["text"] < threshold:
+        return None
+    text = similarity(a.doc_id, b.doc_id)
+    total = partial + WEIGHTS["text"] * text
+    if total < threshold:
+        return None
+    evidence = {"shared_participants": sorted(shared), "same_location": same_location,
+                "same_type": same_type, "same_trigger": same_trigger,
                 "days_apart": days, "text_similarity": round(text, 4),
                 "similarity": similarity.name}
-    return partial + WEIGHTS["text"] * text, evidence
+    return total, evidence
 
 
 def link_events(items: list[EventItem], similarity: Similarity, threshold: float) -> list[Link]:
     links = []
     for a, b in sorted(candidate_pairs(items)):
-        s, evidence = score(items[a], items[b], similarity, threshold)
-        if s >= threshold:
-            links.append(Link(items[a], items[b], s, evidence))
+        scored = score(items[a], items[b], similarity, threshold)
+        if scored is not None:
+            links.append(Link(items[a], items[b], scored[0], scored[1]))
     return links

@@ -6,21 +6,25 @@ from spacy.language import Language
 
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
+from eventpipe.nlp.attributes import LazyAttributes
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
 from eventpipe.nlp.model import load_pipeline, parse_only
-from eventpipe.nlp.triplets import triplets_from_doc
+from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
 
 
 def make_process(nlp: Language) -> ProcessBatch:
-    disabled = parse_only(nlp)
+    # POS and lemmas only where the triplets read them (see eventpipe.nlp.attributes).
+    attributes = LazyAttributes(nlp)
+    disabled = parse_only(nlp) + attributes.skipped
 
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
         parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
         out: list[StageResult] = []
         for doc, sp in zip(docs, parsed, strict=True):
+            attributes.annotate(sp, attribute_readers(sp))
             # The NER stage ran without sentence boundaries; this makes its entities equal
             # to the full pipeline's (re-running NER only where an entity crosses one).
             doc.entities = fix_cross_sentence_entities(nlp, sp, doc.entities)

@@ -35,6 +35,15 @@ def triplets_from_doc(doc: Doc) -> list[Triplet]:
     return [item[3] for item in found]
 
 
+def attribute_readers(doc: Doc) -> list[int]:
+    """Positions of the tokens whose POS or lemma `triplets_from_doc` reads: verbs with a
+    subject of their own, and verbs that may share one (the only tokens `_subjects` asks the
+    POS of, and the only ones `action` lemmatizes). Kept next to the code that reads them."""
+    return [token.i for token in doc
+            if token.dep_ in SUBJECT_SHARING_DEPS
+            or any(child.dep_ in SUBJECT_DEPS for child in token.children)]
+
+
 def _verb_triplets(verb: Token, subject: Token, sentence: int) -> Iterator[tuple[int, Triplet]]:
     """(object position, triplet) for each object of `verb`, or (-1, triplet) if none."""
     objects: list[Token | None] = [*_objects(verb)] or [None]

@@ -21,6 +21,7 @@ then run over whole docs as usual.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from spacy.language import Language
 from spacy.pipeline import AttributeRuler, Lemmatizer
@@ -34,7 +35,8 @@ MAX_WINDOWED_PATTERN = 2
 def windowable(ruler: AttributeRuler) -> bool:
     """Whether every pattern has at most MAX_WINDOWED_PATTERN tokens and no operators."""
     for entry in ruler.patterns:
-        for pattern in entry["patterns"]:
+        patterns: list[list[dict[str, Any]]] = entry["patterns"]  # type: ignore[assignment]
+        for pattern in patterns:
             if len(pattern) > MAX_WINDOWED_PATTERN:
                 return False
             if any(isinstance(spec, dict) and "OP" in spec for spec in pattern):
@@ -44,13 +46,15 @@ def windowable(ruler: AttributeRuler) -> bool:
 
 class LazyAttributes:
     def __init__(self, nlp: Language) -> None:
-        ruler = nlp.get_pipe(RULER) if RULER in nlp.pipe_names else None
-        lemmatizer = nlp.get_pipe(LEMMATIZER) if LEMMATIZER in nlp.pipe_names else None
-        usable = (isinstance(ruler, AttributeRuler) and isinstance(lemmatizer, Lemmatizer)
-                  and nlp.pipe_names.index(RULER) < nlp.pipe_names.index(LEMMATIZER)
-                  and windowable(ruler))
-        self.ruler: AttributeRuler | None = ruler if usable else None
-        self.lemmatizer: Lemmatizer | None = lemmatizer if usable else None
+        self.ruler: AttributeRuler | None = None
+        self.lemmatizer: Lemmatizer | None = None
+        if RULER not in nlp.pipe_names or LEMMATIZER not in nlp.pipe_names:
+            return
+        ruler, lemmatizer = nlp.get_pipe(RULER), nlp.get_pipe(LEMMATIZER)
+        if (isinstance(ruler, AttributeRuler) and isinstance(lemmatizer, Lemmatizer)
+                and nlp.pipe_names.index(RULER) < nlp.pipe_names.index(LEMMATIZER)
+                and windowable(ruler)):
+            self.ruler, self.lemmatizer = ruler, lemmatizer
 
     @property
     def skipped(self) -> list[str]:
@@ -72,7 +76,7 @@ class LazyAttributes:
                                                           as_spans=False):
                 attr_id = int(ruler.vocab.strings[match_id])
                 matches.add((attr_id, match_id, start + m_start, start + m_end))
-        ruler.set_annotations(doc, sorted(matches))
+        ruler.set_annotations(doc, sorted(matches))  # type: ignore[no-untyped-call]
         for i in tokens:
             token = doc[i]
             if lemmatizer.overwrite or token.lemma == 0:

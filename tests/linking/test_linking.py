@@ -3,6 +3,10 @@ documents each, plus noise."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from eventpipe.linking.batch import compute
@@ -81,3 +85,26 @@ def test_blocking_never_compares_every_pair() -> None:
     pairs = candidate_pairs(event_items(records))
     assert len(pairs) == 250 * 6
     assert MAX_BLOCK < 1000
+
+
+def test_storyline_titles_are_the_same_in_every_process() -> None:
+    # Participants are sets, whose order depends on the process's string hashing; a tie
+    # between two names must not make the title differ from run to run.
+    script = (
+        "import json, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_linking import checkpoint, crafted\n"
+        "from eventpipe.linking.batch import compute\n"
+        "from eventpipe.settings import Settings\n"
+        "records = crafted()\n"
+        "out = compute(Settings(link_similarity='tfidf'), checkpoint(records), records)\n"
+        "print(json.dumps([s['title'] for s in out.storylines]))\n"
+    )
+    titles = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(Path(__file__).parent)], capture_output=True,
+            text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
+        titles.add(result.stdout)
+    assert len(titles) == 1, titles
+    assert "Acme Corp And Beta Ltd: acquire" in titles.pop()

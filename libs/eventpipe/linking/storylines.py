@@ -37,15 +37,20 @@ def _order(item: EventItem) -> tuple[date, str, int]:
     return (item.published or date.max, item.doc_id, item.index)
 
 
+def _most_common(counts: Counter[str], n: int) -> list[str]:
+    """The `n` most frequent, ties by name: the same title in every run (participants are
+    sets, whose order changes from process to process)."""
+    return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
 def build_storylines(job_id: str, links: list[Link]) -> list[dict[str, Any]]:
     groups = sorted((sorted(g, key=_order) for g in _components(links)),
                     key=lambda g: _order(g[0]))
     storylines = []
     for n, events in enumerate(groups, start=1):
-        people = Counter(p for e in events for p in e.participants)
-        triggers = Counter(e.trigger for e in events if e.trigger)
-        main = [p for p, _ in people.most_common(2)]
-        trigger = triggers.most_common(1)[0][0] if triggers else "events"
+        main = _most_common(Counter(p for e in events for p in e.participants), 2)
+        trigger = next(iter(_most_common(Counter(e.trigger for e in events if e.trigger), 1)),
+                       "events")
         title = f"{' and '.join(main).title() or 'Untitled'}: {trigger}"
         dates = [e.published for e in events if e.published]
         doc_ids = list(dict.fromkeys(e.doc_id for e in events))

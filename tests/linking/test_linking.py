@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from eventpipe.linking.batch import compute
 from eventpipe.linking.items import event_items
-from eventpipe.linking.links import MAX_BLOCK, candidate_pairs
+from eventpipe.linking.links import MAX_BLOCK, candidate_pairs, link_events
 from eventpipe.settings import Settings
 
 JOB = "6f1c2b9e-4d1a-5e7f-9a3b-2c8d0e4f6a10"
@@ -108,3 +110,38 @@ def test_storyline_titles_are_the_same_in_every_process() -> None:
         titles.add(result.stdout)
     assert len(titles) == 1, titles
     assert "Acme Corp And Beta Ltd: acquire" in titles.pop()
+
+
+class FixedSimilarity:
+    name = "fixed"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, a: str, b: str) -> float:
+        return self.value
+
+
+def test_score_and_evidence_of_one_pair() -> None:
+    records = [
+        record("x1", 1, "", [event("acquire", "acquisition", ["Acme", "Beta"], "Oslo")]),
+        record("x2", 4, "", [event("buy", "acquisition", ["Acme"], "Oslo")]),
+    ]
+    items = event_items(records)
+    (link,) = link_events(items, FixedSimilarity(0.5), threshold=0.5)
+    # participants 1/2, same location and type, another trigger, 3 days apart, text 0.5
+    expected = 0.35 * 0.5 + 0.15 + 0.1 + 0.0 + 0.1 * (1 - 3 / 30) + 0.2 * 0.5
+    assert link.score == pytest.approx(expected)
+    assert link.evidence == {"shared_participants": ["acme"], "same_location": True,
+                             "same_type": True, "same_trigger": False, "days_apart": 3,
+                             "text_similarity": 0.5, "similarity": "fixed"}
+    # the same pair just under a threshold above its score: no link
+    assert link_events(items, FixedSimilarity(0.5), threshold=expected + 1e-9) == []
+
+    # undated, the same time expression counts fully; without text the pair is 0.35 + 0.25
+    for r in records:
+        r["meta"] = {}
+        r["events"][0]["time"] = "Monday"
+    (link,) = link_events(event_items(records), FixedSimilarity(0.0), threshold=0.5)
+    assert link.score == pytest.approx(0.35 * 0.5 + 0.15 + 0.1 + 0.1)
+    assert link.evidence["days_apart"] is None

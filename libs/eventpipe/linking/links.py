@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from eventpipe.linking.items import EventItem
 from eventpipe.linking.similarity import Similarity
 
@@ -18,6 +20,8 @@ from eventpipe.linking.similarity import Similarity
 MAX_BLOCK = 200
 WEIGHTS = {"participants": 0.35, "location": 0.15, "type": 0.1, "trigger": 0.1, "time": 0.1,
            "text": 0.2}
+_W_PARTICIPANTS, _W_LOCATION, _W_TYPE, _W_TRIGGER, _W_TIME, _W_TEXT = (
+    WEIGHTS[k] for k in ("participants", "location", "type", "trigger", "time", "text"))
 
 
 @dataclass(frozen=True)
@@ -59,39 +63,60 @@ def candidate_pairs(items: list[EventItem]) -> set[tuple[int, int]]:
     return pairs
 
 
-def score(a: EventItem, b: EventItem, similarity: Similarity, threshold: float = 0.0
-          ) -> tuple[float, dict[str, Any]] | None:
-    """The pair's score and evidence, or None when it stays below `threshold`. The cheap
-    parts come first; text similarity (the costly part) is computed only when it could lift
-    the pair to the threshold, and evidence is built only for links."""
-    shared = a.participants & b.participants
-    union_size = len(a.participants) + len(b.participants) - len(shared)
-    parts = len(shared) / union_size if union_size else 0.0
-    same_location = a.location is not None and a.location == b.location
-    days = abs((a.published - b.published).days) if a.published and b.published else None
-    time_score = (1.0 if a.time and a.time == b.time
-                  else max(0.0, 1.0 - days / 30.0) if days is not None else 0.0)
-    same_type, same_trigger = a.type == b.type, a.trigger == b.trigger
-    partial = (WEIGHTS["participants"] * parts + WEIGHTS["location"] * same_location
-               + WEIGHTS["type"] * same_type + WEIGHTS["trigger"] * same_trigger
-               + WEIGHTS["time"] * time_score)
-    if partial + WEIGHTS["text"] < threshold:
-        return None
-    text = similarity(a.doc_id, b.doc_id)
-    total = partial + WEIGHTS["text"] * text
-    if total < threshold:
-        return None
-    evidence = {"shared_participants": sorted(shared), "same_location": same_location,
-                "same_type": same_type, "same_trigger": same_trigger,
-                "days_apart": days, "text_similarity": round(text, 4),
-                "similarity": similarity.name}
-    return total, evidence
+def _ids(values: Iterable[str | None]) -> np.ndarray:
+    """Each value as an integer id, equal ids for equal values; None (no value) as -1."""
+    seen: dict[str, int] = {}
+    return np.array([-1 if v is None else seen.setdefault(v, len(seen)) for v in values],
+                    dtype=np.int64)
 
 
 def link_events(items: list[EventItem], similarity: Similarity, threshold: float) -> list[Link]:
+    """Score every candidate pair and keep those at or above `threshold`.
+
+    A pair's score is the weighted sum (WEIGHTS) of: the Jaccard overlap of participants, the
+    same location, the same type, the same trigger, the time (1 for the same time expression,
+    else 1 - days between publication dates / 30, at least 0), and text similarity. The
+    first five are computed for all pairs at once with numpy (~200k pairs per 1,000 news
+    documents; scoring them one by one in Python took 1.7 s); text similarity, the costly
+    part, only for pairs it could lift to the threshold; evidence only for links.
+    """
+    pairs = sorted(candidate_pairs(items))
+    if not pairs:
+        return []
+    a = np.array([p[0] for p in pairs], dtype=np.int64)
+    b = np.array([p[1] for p in pairs], dtype=np.int64)
+    size = np.array([len(item.participants) for item in items], dtype=np.int64)
+    shared = np.fromiter((len(items[i].participants & items[j].participants) for i, j in pairs),
+                         dtype=np.int64, count=len(pairs))
+    union = size[a] + size[b] - shared
+    parts = np.divide(shared, union, out=np.zeros(len(pairs)), where=union > 0)
+    location = _ids(item.location for item in items)
+    same_location = (location[a] == location[b]) & (location[a] >= 0)
+    kind, trigger = _ids(item.type for item in items), _ids(item.trigger for item in items)
+    same_type, same_trigger = kind[a] == kind[b], trigger[a] == trigger[b]
+    time = _ids(item.time or None for item in items)
+    day = np.array([item.published.toordinal() if item.published else 0 for item in items],
+                   dtype=np.int64)
+    dated = np.array([item.published is not None for item in items])
+    days = np.abs(day[a] - day[b])
+    time_score = np.where((time[a] == time[b]) & (time[a] >= 0), 1.0,
+                          np.where(dated[a] & dated[b], np.maximum(0.0, 1.0 - days / 30.0), 0.0))
+    partial = (_W_PARTICIPANTS * parts + _W_LOCATION * same_location + _W_TYPE * same_type
+               + _W_TRIGGER * same_trigger + _W_TIME * time_score)
+
     links = []
-    for a, b in sorted(candidate_pairs(items)):
-        scored = score(items[a], items[b], similarity, threshold)
-        if scored is not None:
-            links.append(Link(items[a], items[b], scored[0], scored[1]))
+    for n in np.flatnonzero(partial + _W_TEXT >= threshold).tolist():
+        source, target = items[pairs[n][0]], items[pairs[n][1]]
+        text = similarity(source.doc_id, target.doc_id)
+        total = float(partial[n]) + _W_TEXT * text
+        if total < threshold:
+            continue
+        evidence = {
+            "shared_participants": sorted(source.participants & target.participants),
+            "same_location": bool(same_location[n]), "same_type": bool(same_type[n]),
+            "same_trigger": bool(same_trigger[n]),
+            "days_apart": int(days[n]) if dated[pairs[n][0]] and dated[pairs[n][1]] else None,
+            "text_similarity": round(text, 4), "similarity": similarity.name,
+        }
+        links.append(Link(source, target, total, evidence))
     return links

@@ -34,17 +34,17 @@ from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import EventInput, RulesBackend
 from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.triplets import triplets_from_doc
-from eventpipe.processes import peak_rss_mb
+from eventpipe.processes import cpu_seconds, peak_rss_mb
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 
 
-def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, dict[str, Any]]:
+def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, float, dict[str, Any]]:
     nlp = load_pipeline()
     backend = RulesBackend()
     nlp("warm up")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     results: dict[str, Any] = {}
     lines = []
     for doc, sp in zip(docs, nlp.pipe((d["text"] for d in docs), batch_size=64), strict=True):
@@ -58,7 +58,7 @@ def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, dict[str, An
         results[doc["id"]] = line
         lines.append(json.dumps(line))
     out.write_text("\n".join(lines) + "\n")
-    return time.perf_counter() - started, results
+    return time.perf_counter() - started, time.process_time() - cpu_started, results
 
 
 def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, Any]]:
@@ -68,6 +68,10 @@ def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, A
     t0 = time.perf_counter()
     stack.start()
     startup = time.perf_counter() - t0
+    pids = {name: proc.pid for name, proc in stack.procs.items()}
+    if stack.broker_pid is not None:
+        pids["broker"] = stack.broker_pid
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     try:
         started = time.perf_counter()
         job_id = submit(stack.settings, docs_path, "bench").job_id
@@ -79,10 +83,10 @@ def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, A
                     break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        for name, proc in sorted(stack.procs.items()):
-            print(f"peak RSS {name:<10} {peak_rss_mb(proc.pid):7.1f} MB")
-        if stack.broker_pid is not None:
-            print(f"peak RSS {'broker':<10} {peak_rss_mb(stack.broker_pid):7.1f} MB")
+        # CPU seconds during (b) tell a slow machine (more CPU for the same work) from a stall.
+        for name, pid in sorted(pids.items()):
+            print(f"{name:<10} peak RSS {peak_rss_mb(pid):7.1f} MB   "
+                  f"CPU during (b) {cpu_seconds(pid) - cpu_before[name]:6.2f} s")
     finally:
         stack.stop()
     if cp["status"] != "COMPLETED":
@@ -111,12 +115,13 @@ def main() -> None:
         docs_path = tmpdir / "corpus.jsonl"
         docs_path.write_text("".join(json.dumps(d) + "\n" for d in docs))
 
-        base_s, base = baseline(docs, tmpdir / "baseline.jsonl")
+        base_s, base_cpu_s, base = baseline(docs, tmpdir / "baseline.jsonl")
         startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data")
 
     a, b = len(docs) / base_s, len(docs) / pipe_s
     print(f"corpus: {len(docs)} documents, {words} words")
-    print(f"(a) baseline, one process, nlp.pipe: {base_s:7.2f} s  {a:7.1f} docs/s")
+    print(f"(a) baseline, one process, nlp.pipe: {base_s:7.2f} s  {a:7.1f} docs/s  "
+          f"(CPU {base_cpu_s:.2f} s)")
     print(f"(b) eventpipe, {startup_s:.1f} s start-up not counted: {pipe_s:7.2f} s  "
           f"{b:7.1f} docs/s")
     print(f"documents missing from eventpipe's results: {len(set(base) - set(piped))}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import spacy
 from spacy.language import Language
 from spacy.pipeline import AttributeRuler
@@ -11,7 +10,7 @@ from eventpipe.models import DocumentMessage
 from eventpipe.nlp.attributes import LazyAttributes, windowable
 from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
-from eventpipe.nlp.model import load_pipeline, parse_only, pipe_ner
+from eventpipe.nlp.model import parse_only, pipe_ner
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from services.dp.service import make_process
 
@@ -26,11 +25,6 @@ TRICKY = (
     "",
     " \n ",
 )
-
-
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
 
 
 def texts() -> list[str]:

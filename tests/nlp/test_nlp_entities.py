@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from spacy.language import Language
 
 from eventpipe.models import Entity
@@ -16,7 +15,7 @@ from eventpipe.nlp.entities import (
     sentence_starts,
     sentences_from_doc,
 )
-from eventpipe.nlp.model import load_pipeline, pipe_ner, pipe_parse
+from eventpipe.nlp.model import pipe_ner, pipe_parse
 
 # Run alone, NER joins these across the full stop; after the parser it does not.
 CROSSING_TEXTS = (
@@ -33,11 +32,6 @@ OTHER_TEXTS = (
     "   ",
     "no entities here at all.",
 )
-
-
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
 
 
 def entity(text: str, label: str, start: int) -> Entity:

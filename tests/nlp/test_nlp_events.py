@@ -15,13 +15,7 @@ from eventpipe.nlp.events import (
     event_type,
     get_backend,
 )
-from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.triplets import triplets_from_doc
-
-
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
 
 
 def entity(text: str, label: str, start: int) -> Entity:

@@ -23,11 +23,6 @@ from eventpipe.nlp.model import (
 BOGUS = "no_such_pipeline_for_eventpipe_tests"
 
 
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
-
-
 def test_loads_a_fallback_with_the_components_the_stages_need(nlp: Language) -> None:
     assert set(NER_COMPONENTS) | set(PARSER_COMPONENTS) <= set(nlp.pipe_names)
 

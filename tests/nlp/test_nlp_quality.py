@@ -12,7 +12,6 @@ from spacy.language import Language
 
 from eventpipe.models import Entity, Event, Triplet
 from eventpipe.nlp.events import TRIGGERS, EventInput, RulesBackend
-from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.quality import (
     ENTITIES,
     ENTITIES_TEXT,
@@ -45,11 +44,6 @@ F1_FLOORS = {
     TRIPLETS: 0.84,
     events_row("rules"): 0.72,
 }
-
-
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
 
 
 @pytest.fixture(scope="module")

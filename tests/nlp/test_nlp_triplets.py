@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from spacy.language import Language
 
 from eventpipe.models import PrepModifier, Triplet
-from eventpipe.nlp.model import load_pipeline, pipe_parse
+from eventpipe.nlp.model import pipe_parse
 from eventpipe.nlp.triplets import triplets_from_doc
-
-
-@pytest.fixture(scope="module")
-def nlp() -> Language:
-    return load_pipeline()
 
 
 def triplets(nlp: Language, text: str) -> list[Triplet]:

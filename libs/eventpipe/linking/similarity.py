@@ -49,7 +49,10 @@ class TfidfSimilarity:
         cached = self._cache.get(pair)
         if cached is None:
             va, vb = self.vectors.get(a, {}), self.vectors.get(b, {})
-            cached = self._cache[pair] = sum(va[t] * vb[t] for t in va.keys() & vb.keys())
+            # Summed in term order: a set's order changes with the process's hash seed, and
+            # so would the last bits of the score (and a link at the threshold).
+            shared = sorted(va.keys() & vb.keys())
+            cached = self._cache[pair] = sum(va[t] * vb[t] for t in shared)
         return cached
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import JobState
@@ -17,17 +16,9 @@ from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend
-from eventpipe.storage.factory import backend_names, open_backend
+from eventpipe.storage.factory import open_backends
 
 log = logging.getLogger(__name__)
-
-
-def open_backends(settings: Settings, stop: threading.Event) -> list[Backend]:
-    def opener(name: str) -> Callable[[], Backend]:
-        return lambda: open_backend(settings, name)
-
-    return [retry_unavailable(name, opener(name), stop, settings.backend_retry_max_s)
-            for name in backend_names(settings)]
 
 
 def finish_job(settings: Settings, writer: CheckpointWriter, checkpoint: dict[str, object],

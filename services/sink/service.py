@@ -20,7 +20,7 @@ from eventpipe.runtime.metrics import (
     DOCUMENTS_FAILED,
     DOCUMENTS_PROCESSED,
 )
-from eventpipe.runtime.retry import StopRequested, retry_unavailable
+from eventpipe.runtime.retry import StopRequested
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.runtime.stage import decode_document, describe, failure_for_undecodable
 from eventpipe.settings import Settings
@@ -31,7 +31,7 @@ from eventpipe.storage.base import (
     StorageError,
     result_record,
 )
-from eventpipe.storage.factory import backend_names, open_backend
+from eventpipe.storage.factory import open_backends
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,8 @@ class Sink:
 
 def run(settings: Settings) -> None:
     stop = install_stop_handlers()
-    backends: list[Backend] = []
     try:
-        for name in backend_names(settings):
-            backends.append(retry_unavailable(
-                name, _opener(settings, name), stop, settings.backend_retry_max_s))
+        backends = open_backends(settings, stop)
     except StopRequested:
         return
     log.info("backends ready", extra={"backends": [b.name for b in backends]})
@@ -166,10 +163,6 @@ def _checker(backend: Backend) -> Callable[[], str | None]:
         return None
 
     return check
-
-
-def _opener(settings: Settings, name: str) -> Callable[[], Backend]:
-    return lambda: open_backend(settings, name)
 
 
 main = main_for("sink", run)

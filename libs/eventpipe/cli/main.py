@@ -123,7 +123,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     """Run a job's batch-level work again (after it FAILED, or to refresh it)."""
-    from services.linker.service import finish_job, open_backends
+    from eventpipe.storage.factory import open_backends
+    from services.linker.service import finish_job
 
     live = stack_commands.attached_settings(settings)
     job_id = resolve_job(settings, args.job)

@@ -3,6 +3,10 @@ EVENTPIPE_POSTGRES_DSN is set, Elasticsearch when EVENTPIPE_ELASTICSEARCH_URL is
 
 from __future__ import annotations
 
+import threading
+from functools import partial
+
+from eventpipe.runtime.retry import retry_unavailable
 from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend
 from eventpipe.storage.jsonl import JsonlStore
@@ -41,3 +45,11 @@ def open_backend(settings: Settings, name: str) -> Backend:
                      if settings.elasticsearch_api_key else None),
         )
     raise ValueError(f"unknown storage backend {name!r}")
+
+
+def open_backends(settings: Settings, stop: threading.Event) -> list[Backend]:
+    """Open every enabled backend, retrying one that cannot be reached yet with backoff;
+    raises StopRequested if `stop` is set meanwhile."""
+    return [retry_unavailable(name, partial(open_backend, settings, name), stop,
+                              settings.backend_retry_max_s)
+            for name in backend_names(settings)]

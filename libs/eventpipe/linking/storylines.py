@@ -49,8 +49,8 @@ def build_storylines(job_id: str, links: list[Link]) -> list[dict[str, Any]]:
     storylines = []
     for n, events in enumerate(groups, start=1):
         main = _most_common(Counter(p for e in events for p in e.participants), 2)
-        trigger = next(iter(_most_common(Counter(e.trigger for e in events if e.trigger), 1)),
-                       "events")
+        trigger = (_most_common(Counter(e.trigger for e in events if e.trigger), 1)
+                   or ["events"])[0]
         title = f"{' and '.join(main).title() or 'Untitled'}: {trigger}"
         dates = [e.published for e in events if e.published]
         doc_ids = list(dict.fromkeys(e.doc_id for e in events))

@@ -27,6 +27,20 @@ class Settings(BaseSettings):
     control_partitions: int = Field(1, ge=1, description="Partitions of the control topic.")
     checkpoint_partitions: int = Field(1, ge=1, description="Partitions of the checkpoint topic.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="Topics' min.insync.replicas (with acks=all, a write fails "
+        "rather than live on fewer replicas); unset: replication factor - 1, between 1 and 2.",
+    )
+    work_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000, ge=-1,
+        description="retention.ms of the work topics (-1: forever); at least the longest "
+        "pause or outage a job must survive.",
+    )
+    failed_retention_ms: int = Field(
+        30 * 24 * 3600 * 1000, ge=-1,
+        description="retention.ms of the failed topic: failed documents' payloads stay "
+        "reprocessable this long (-1: forever).",
+    )
     session_timeout_ms: int = Field(
         10000, ge=1000, description="Consumer-group session timeout (real Kafka needs >= 6000)."
     )
@@ -35,6 +49,10 @@ class Settings(BaseSettings):
         100, ge=1, le=5000,
         description="Longest a fetch waits for new records (brokers that do not answer a "
         "waiting fetch when records arrive add up to this much latency per stage).",
+    )
+    partition_assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
+        "range", description="Consumer partition.assignment.strategy; cooperative-sticky moves "
+        "only the partitions that change owner on a rebalance (the Helm chart sets it).",
     )
     max_message_bytes: int = Field(
         8_000_000, ge=1024, description="Largest message a service produces; larger documents fail."
@@ -62,6 +80,14 @@ class Settings(BaseSettings):
     postgres_dsn: SecretStr | None = Field(
         None, description="PostgreSQL connection string; set: the PostgreSQL backend is on."
     )
+    postgres_migration_dsn: SecretStr | None = Field(
+        None, description="`eventpipe db migrate`: a user allowed to run DDL; unset: "
+        "postgres_dsn.",
+    )
+    postgres_migrate: bool = Field(
+        True, description="The sink and the linker apply the PostgreSQL migrations at start; "
+        "false: they never run DDL (migrations run by `eventpipe db migrate` only).",
+    )
     postgres_pool_size: int = Field(4, ge=1, description="Largest PostgreSQL connection pool.")
     elasticsearch_url: str | None = Field(
         None, description="Elasticsearch URL; set: the Elasticsearch backend is on."
@@ -70,6 +96,10 @@ class Settings(BaseSettings):
     elasticsearch_username: str | None = Field(None, description="Elasticsearch user name.")
     elasticsearch_password: SecretStr | None = Field(None, description="Elasticsearch password.")
     elasticsearch_api_key: SecretStr | None = Field(None, description="Elasticsearch API key.")
+    elasticsearch_ca_certs: Path | None = Field(
+        None, description="CA file (PEM) that signed Elasticsearch's certificate; unset: the "
+        "system CAs.",
+    )
     backend_retry_max_s: float = Field(
         30.0, gt=0, description="Longest wait between retries of an unreachable backend."
     )
@@ -83,6 +113,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="JSONL results and checkpoint files.")
     spacy_model: str | None = Field(
         None, description="spaCy pipeline name or path, tried before the bundled fallbacks."
+    )
+    max_document_chars: int = Field(
+        500_000, ge=1000, description="Longest document text (characters) ingest accepts: the "
+        "most the stages hold within their memory limits (measured: docs/deployment.md).",
     )
     stage_batch_size: int = Field(
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
@@ -123,6 +157,10 @@ class Settings(BaseSettings):
     health_port: int | None = Field(
         None, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics; unset: off "
         "(the embedded stack leaves it off unless asked)."
+    )
+    heartbeat_stale_s: float = Field(
+        300.0, gt=0, description="/healthz fails when the consume loop has not completed a "
+        "step for this long (liveness restarts a hung service); allow for the slowest batch.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Python logging level."

@@ -10,7 +10,7 @@ from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.models import JobStatus
-from eventpipe.runtime.health import READINESS
+from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.loop import ready_file
 from eventpipe.runtime.metrics import CHECKPOINT_WRITE_SECONDS
 from eventpipe.runtime.service import main_for
@@ -67,6 +67,7 @@ class Materializer:
         next_flush = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                HEARTBEAT.beat()
                 self.reader.poll(timeout_s=0.1)
                 if time.monotonic() >= next_flush:
                     self.flush_files()

@@ -10,7 +10,7 @@ from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.linking.batch import BatchLevelError, run_batch_level
 from eventpipe.models import JobStatus, StatusRecord, utc_now
-from eventpipe.runtime.health import READINESS
+from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.loop import ready_file
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers, main_for
@@ -62,6 +62,7 @@ class Linker:
         READINESS.set(None)
         try:
             while not self.stop.is_set():
+                HEARTBEAT.beat()
                 # Caught up first, so a job is judged on everything recorded so far.
                 while self.reader.poll(timeout_s=0.2):
                     pass

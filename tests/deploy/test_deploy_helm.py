@@ -28,7 +28,17 @@ SERVICES = ["checkpoint", "dp", "ingest", "linker", "llm", "ner", "sink"]
 DATA_SERVICES = {"ingest", "sink", "checkpoint", "linker"}
 # Owners of files in the data directory: one replica at most, never two even in a rollout.
 SINGLETONS = {"sink", "checkpoint", "linker"}
+# The services that scale with the work topics' partitions.
+STAGES = {"ingest", "ner", "dp", "llm"}
 RECOMMENDED_LABELS = {"name", "instance", "version", "component", "part-of", "managed-by"}
+
+# The keys of the credentials Secret each service gets (the SASL password is from Strimzi's
+# KafkaUser Secret in ALL_FEATURES).
+STORE_KEYS = {"EVENTPIPE_POSTGRES_DSN", "EVENTPIPE_ELASTICSEARCH_PASSWORD",
+              "EVENTPIPE_ELASTICSEARCH_API_KEY"}
+SERVICE_SECRET_KEYS: dict[str, set[str]] = {
+    "ingest": set(), "ner": set(), "dp": set(), "checkpoint": set(),
+    "llm": {"EVENTPIPE_LLM_API_KEY"}, "sink": STORE_KEYS, "linker": STORE_KEYS}
 
 # Every optional feature at once.
 ALL_FEATURES: dict[str, Any] = {
@@ -76,9 +86,10 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Deployments by service name."""
+    """The services' workloads (Deployments and StatefulSets) by service name."""
     return {name.removeprefix(f"{FULLNAME}-"): doc
-            for name, doc in by_kind(docs, "Deployment").items()}
+            for kind in ("Deployment", "StatefulSet")
+            for name, doc in by_kind(docs, kind).items()}
 
 
 def validate_strictly(docs: list[dict[str, Any]]) -> None:
@@ -125,8 +136,11 @@ def test_the_validator_is_strict() -> None:
 def test_defaults_render_valid_manifests(default_docs: list[dict[str, Any]]) -> None:
     validate_strictly(default_docs)
     kinds = sorted(doc["kind"] for doc in default_docs)
-    assert kinds == sorted(["ConfigMap", "PersistentVolumeClaim", "Job"]
-                           + ["Deployment", "Service"] * len(SERVICES))
+    assert kinds == sorted(["ConfigMap", "PersistentVolumeClaim", "Job", "NetworkPolicy",
+                            "ServiceAccount"]
+                           + ["Service"] * len(SERVICES)
+                           + ["Deployment", "PodDisruptionBudget"] * len(STAGES)
+                           + ["StatefulSet"] * len(SINGLETONS))
     assert sorted(deployments(default_docs)) == SERVICES
 
 
@@ -154,7 +168,7 @@ def test_every_object_has_the_recommended_labels(full_docs: list[dict[str, Any]]
 
 def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for doc in docs:
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
 
 
@@ -175,6 +189,15 @@ def test_pods_are_locked_down(which: str, default_docs: list[dict[str, Any]],
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         assert "emptyDir" in volumes[mounts["/tmp"]], name
         assert container["resources"].get("requests"), name
+        assert container["resources"]["limits"]["memory"], name
+        if doc_kind(name) != "Job":
+            # The chart's own account, which has no token to mount (the hook runs before it
+            # exists and keeps the namespace's default, without a token as well).
+            assert pod["serviceAccountName"] == FULLNAME, name
+
+
+def doc_kind(name: str) -> str:
+    return name.split("/", 1)[0]
 
 
 def test_probes_and_ports(default_docs: list[dict[str, Any]]) -> None:
@@ -213,10 +236,18 @@ def test_data_volume_and_replicas(default_docs: list[dict[str, Any]]) -> None:
                 spec["template"]["metadata"]["labels"].items())
         else:
             assert "emptyDir" in data and "affinity" not in pod, service
+            # Replicas of a stage spread over nodes and zones, never blocking.
+            spread = pod["topologySpreadConstraints"]
+            assert {c["topologyKey"] for c in spread} == {
+                "kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+            assert {c["whenUnsatisfiable"] for c in spread} == {"ScheduleAnyway"}
         assert spec["replicas"] == 1
         if service in SINGLETONS:
-            assert spec["strategy"]["type"] == "Recreate", service
+            assert deployment["kind"] == "StatefulSet", service
+            assert spec["serviceName"] == f"{FULLNAME}-{service}"
+            assert spec["podManagementPolicy"] == "OrderedReady"
         else:
+            assert deployment["kind"] == "Deployment", service
             assert "strategy" not in spec, service  # RollingUpdate
 
 
@@ -238,24 +269,44 @@ def test_settings_in_a_config_map_and_credentials_in_secrets(
     assert full["EVENTPIPE_FSYNC"] == "true"
     for service, deployment in deployments(full_docs).items():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
-        sources = [next(iter(s.values()))["name"] for s in container["envFrom"]]
-        assert sources == [f"{FULLNAME}-config", "eventpipe-credentials"], service
+        # The settings whole; of the credentials, only the keys this service reads.
+        assert container["envFrom"] == [{"configMapRef": {"name": f"{FULLNAME}-config"}}]
         env = {e["name"]: e for e in container["env"]}
         assert env["EVENTPIPE_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": "eventpipe", "key": "password"}
+        refs = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]
+                if "valueFrom" in e and e["valueFrom"]["secretKeyRef"]["name"]
+                == "eventpipe-credentials"}
+        assert refs == SERVICE_SECRET_KEYS[service], service
         ca = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/eventpipe/kafka-ca"]
         assert ca and ca[0]["readOnly"] is True
     ner = deployments(full_docs)["ner"]["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "EVENTPIPE_POLL_TIMEOUT_S", "value": "0.5"} in ner["env"]
 
     # Credentials given in values: a Secret (never the ConfigMap), and a hook-time copy.
-    docs = render(chart, {"secrets": {"postgresDsn": "postgresql://u:p@db:5432/e"},
+    docs = render(chart, {"secrets": {"postgresDsn": "postgresql://u:p@db:5432/e",
+                                      "postgresMigrationDsn": "postgresql://ddl:p@db:5432/e"},
                           "hooks": {"migrateDatabase": True}})
     validate_strictly(docs)
     secrets = by_kind(docs, "Secret")
-    assert set(secrets[f"{FULLNAME}-credentials"]["data"]) == {"EVENTPIPE_POSTGRES_DSN"}
+    assert set(secrets[f"{FULLNAME}-credentials"]["data"]) == {
+        "EVENTPIPE_POSTGRES_DSN", "EVENTPIPE_POSTGRES_MIGRATION_DSN"}
     hook_secret = secrets[f"{FULLNAME}-hook-credentials"]
     assert hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
+    # The migrations run in the hook only, with the DDL user; the services skip them.
+    config = by_kind(docs, "ConfigMap")[f"{FULLNAME}-config"]["data"]
+    assert config["EVENTPIPE_POSTGRES_MIGRATE"] == "false"
+    [job] = by_kind(docs, "Job").values()
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "valueFrom" in e}
+    assert refs["EVENTPIPE_POSTGRES_MIGRATION_DSN"] == {
+        "name": f"{FULLNAME}-hook-credentials", "key": "EVENTPIPE_POSTGRES_MIGRATION_DSN"}
+    for service, workload in deployments(docs).items():
+        [container] = workload["spec"]["template"]["spec"]["containers"]
+        keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in container.get("env", [])}
+        assert keys == ({"EVENTPIPE_POSTGRES_DSN"} if service in {"sink", "linker"}
+                        else set()), service
 
 
 def test_the_hook_job_prepares_kafka_and_postgres(
@@ -273,7 +324,16 @@ def test_the_hook_job_prepares_kafka_and_postgres(
     [job] = by_kind(full_docs, "Job").values()
     [container] = job["spec"]["template"]["spec"]["containers"]
     assert container["args"][-1] == "set -e; eventpipe topics create; eventpipe db migrate"
-    assert container["envFrom"] == [{"secretRef": {"name": "eventpipe-credentials"}}]
+    assert "envFrom" not in container
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "valueFrom" in e}
+    assert refs == {
+        "EVENTPIPE_SASL_PASSWORD": {"name": "eventpipe", "key": "password"},
+        "EVENTPIPE_POSTGRES_DSN": {"name": "eventpipe-credentials",
+                                   "key": "EVENTPIPE_POSTGRES_DSN", "optional": True},
+        "EVENTPIPE_POSTGRES_MIGRATION_DSN": {"name": "eventpipe-credentials",
+                                             "key": "EVENTPIPE_POSTGRES_MIGRATION_DSN",
+                                             "optional": True}}
 
 
 # --- Optional CRDs: checked here, the validator has no schema for them ---------------------------
@@ -319,9 +379,11 @@ def test_keda_on_a_plaintext_cluster(chart: helm.Chart) -> None:
         [trigger] = obj["spec"]["triggers"]
         assert "sasl" not in trigger["metadata"] and "tls" not in trigger["metadata"]
         assert "authenticationRef" not in trigger
-        assert obj["spec"]["maxReplicaCount"] == 3
+        assert obj["spec"]["maxReplicaCount"] == 12
+        # Above one batch of the stage (64 messages): a replica takes a batch at a time.
+        assert int(obj["spec"]["triggers"][0]["metadata"]["lagThreshold"]) > 64
     with pytest.raises(helm.HelmRenderError, match="minReplicaCount"):
-        render(chart, {"keda": {"enabled": True, "minReplicaCount": 4}})
+        render(chart, {"keda": {"enabled": True, "minReplicaCount": 13}})
 
 
 def test_service_monitor(full_docs: list[dict[str, Any]]) -> None:
@@ -375,5 +437,207 @@ def test_wrong_values_fail_the_schema(chart: helm.Chart, values: dict[str, Any],
 
 def test_more_stage_replicas_than_partitions_fail(chart: helm.Chart) -> None:
     with pytest.raises(helm.HelmRenderError, match=re.escape("more than kafka.workPartitions")):
-        render(chart, {"services": {"dp": {"replicaCount": 4}}})
-    render(chart, {"services": {"dp": {"replicaCount": 4}}, "kafka": {"workPartitions": 4}})
+        render(chart, {"services": {"dp": {"replicaCount": 13}}})
+    render(chart, {"services": {"dp": {"replicaCount": 13}}, "kafka": {"workPartitions": 13}})
+
+
+# --- Production defaults -----------------------------------------------------------------------
+
+
+def containers(docs: list[dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(workload, service or "setup", container) of every pod template."""
+    for name, pod in pod_specs(docs):
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            yield name, container["name"], container
+
+
+@pytest.mark.parametrize("which", ["defaults", "all-features"])
+def test_every_container_has_a_memory_limit(which: str, default_docs: list[dict[str, Any]],
+                                            full_docs: list[dict[str, Any]]) -> None:
+    docs = default_docs if which == "defaults" else full_docs
+    found = list(containers(docs))
+    assert len(found) == len(SERVICES) + 1  # and the hook Job
+    for name, _, container in found:
+        limits = container["resources"]["limits"]
+        requests = container["resources"]["requests"]
+        assert limits["memory"] and requests["memory"], name
+
+
+def test_a_disruption_budget_covers_every_stage(default_docs: list[dict[str, Any]]) -> None:
+    budgets = by_kind(default_docs, "PodDisruptionBudget").values()
+    for service, workload in deployments(default_docs).items():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        covering = [b for b in budgets
+                    if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        if service in STAGES:
+            [budget] = covering
+            assert budget["spec"]["maxUnavailable"] == 1, service
+        else:
+            # One replica at most: a budget would only block node drains.
+            assert not covering, service
+
+
+def test_the_singletons_are_stateful_sets(default_docs: list[dict[str, Any]],
+                                          full_docs: list[dict[str, Any]]) -> None:
+    for docs in (default_docs, full_docs):
+        kinds = {service: w["kind"] for service, w in deployments(docs).items()}
+        assert {s for s, k in kinds.items() if k == "StatefulSet"} == SINGLETONS
+        assert {s for s, k in kinds.items() if k == "Deployment"} == STAGES
+
+
+def secret_sources(pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """Every (Secret, key) a container can read: env references, envFrom and volumes."""
+    found = set()
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            found.add(f"{ref['name']}/{ref['key']}")
+    for source in container.get("envFrom", []):
+        if "secretRef" in source:
+            found.add(f"{source['secretRef']['name']}/*")
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            found.add(f"{volume['secret']['secretName']}/(volume)")
+    return found
+
+
+@pytest.mark.parametrize("secrets", [
+    {"postgresDsn": "postgresql://u:p@db:5432/e", "elasticsearchPassword": "pw",
+     "saslPassword": "k", "llmApiKey": "sk"},
+    {"existingSecret": "eventpipe-credentials"},
+], ids=["chart-secret", "existing-secret"])
+def test_ner_and_dp_get_no_database_secret(chart: helm.Chart, secrets: dict[str, str]) -> None:
+    docs = render(chart, {"secrets": secrets})
+    validate_strictly(docs)
+    for service, workload in deployments(docs).items():
+        pod = workload["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        sources = secret_sources(pod, container)
+        assert not any(s.endswith("/*") for s in sources), (service, sources)
+        keys = {s.split("/", 1)[1] for s in sources}
+        if service in {"ner", "dp", "ingest", "checkpoint"}:
+            assert keys <= {"EVENTPIPE_SASL_PASSWORD"}, (service, keys)
+        assert "EVENTPIPE_POSTGRES_MIGRATION_DSN" not in keys, service
+        assert ("EVENTPIPE_POSTGRES_DSN" in keys) == (service in {"sink", "linker"}), service
+
+
+def test_topics_default_to_production_settings(default_docs: list[dict[str, Any]]) -> None:
+    """The hook creates the topics from these: 12 work partitions, configs carried."""
+    config = by_kind(default_docs, "ConfigMap")[f"{FULLNAME}-config"]["data"]
+    [job] = by_kind(default_docs, "Job").values()
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    hook_env = {e["name"]: e.get("value") for e in container["env"]}
+    for settings in (config, hook_env):
+        assert int(settings["EVENTPIPE_WORK_PARTITIONS"]) >= 12
+        assert settings["EVENTPIPE_REPLICATION_FACTOR"] == "3"
+        assert settings["EVENTPIPE_MIN_INSYNC_REPLICAS"] == "2"
+        assert settings["EVENTPIPE_WORK_RETENTION_MS"] == str(7 * 24 * 3600 * 1000)
+        assert settings["EVENTPIPE_FAILED_RETENTION_MS"] == str(30 * 24 * 3600 * 1000)
+        assert settings["EVENTPIPE_MAX_MESSAGE_BYTES"] == "8000000"
+        assert settings["EVENTPIPE_PARTITION_ASSIGNMENT_STRATEGY"] == "cooperative-sticky"
+        assert int(settings["EVENTPIPE_MAX_DOCUMENT_CHARS"]) > 0
+
+
+def test_grace_periods_per_service(default_docs: list[dict[str, Any]]) -> None:
+    grace = {service: w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+             for service, w in deployments(default_docs).items()}
+    assert grace["linker"] > grace["dp"] > grace["ner"] > grace["ingest"]
+    assert len(set(grace.values())) > 1
+
+
+def test_network_policy_and_service_account(default_docs: list[dict[str, Any]],
+                                            chart: helm.Chart) -> None:
+    [account] = by_kind(default_docs, "ServiceAccount").values()
+    assert account["automountServiceAccountToken"] is False
+    [policy] = by_kind(default_docs, "NetworkPolicy").values()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    for workload in deployments(default_docs).values():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    docs = render(chart, {"networkPolicy": {"egress": {"enabled": True, "to": [
+        {"ipBlock": {"cidr": "10.0.0.0/8"}}]}}})
+    validate_strictly(docs)
+    [policy] = by_kind(docs, "NetworkPolicy").values()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    [dns, rest] = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert 9092 in {p["port"] for p in rest["ports"]}
+    docs = render(chart, {"networkPolicy": {"enabled": False},
+                          "serviceAccount": {"create": False}})
+    assert not by_kind(docs, "NetworkPolicy") and not by_kind(docs, "ServiceAccount")
+    for workload in deployments(docs).values():
+        assert workload["spec"]["template"]["spec"]["serviceAccountName"] == "default"
+
+
+def images(docs: list[dict[str, Any]]) -> dict[str, str]:
+    return {service: container["image"] for _, service, container in containers(docs)}
+
+
+def test_images(chart: helm.Chart, default_docs: list[dict[str, Any]]) -> None:
+    # The default is what .github/workflows/release.yml pushes for the chart's appVersion.
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert set(images(default_docs).values()) == {f"ghcr.io/eventpipe/eventpipe:{app_version}"}
+    digest = "sha256:" + "a" * 64
+    llm_digest = "sha256:" + "b" * 64
+    docs = render(chart, {"image": {"repository": "r.example/ep", "digest": digest},
+                          "llm": {"backend": "transformers", "model": "/models/m.gguf"}})
+    found = images(docs)
+    # transformers needs torch: the -llm image, by tag when no llm digest is given.
+    assert found.pop("llm") == f"r.example/ep:{app_version}-llm"
+    assert set(found.values()) == {f"r.example/ep@{digest}"}
+    docs = render(chart, {"image": {"tag": "1.2.3", "llmDigest": llm_digest},
+                          "llm": {"backend": "transformers", "model": "/models/m.gguf"}})
+    found = images(docs)
+    assert found.pop("llm") == f"ghcr.io/eventpipe/eventpipe@{llm_digest}"
+    assert set(found.values()) == {"ghcr.io/eventpipe/eventpipe:1.2.3"}
+    with pytest.raises(helm.HelmRenderError) as caught:
+        render(chart, {"image": {"repository": ""}})
+    assert "image.repository is empty" in str(caught.value)
+    with pytest.raises(helm.HelmValuesError, match="/image/digest"):
+        chart.validate_schema({"image": {"digest": "latest"}})
+
+
+def test_read_write_once_pod_is_refused_with_the_reason(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match="ReadWriteOncePod lets one pod"):
+        render(chart, {"persistence": {"accessModes": ["ReadWriteOncePod"]}})
+    # ReadWriteMany: no co-location, the data pods spread like the others.
+    docs = render(chart, {"persistence": {"accessModes": ["ReadWriteMany"]}})
+    for service, workload in deployments(docs).items():
+        pod = workload["spec"]["template"]["spec"]
+        assert "affinity" not in pod and pod["topologySpreadConstraints"], service
+
+
+def test_elasticsearch_ca_from_a_secret(chart: helm.Chart) -> None:
+    docs = render(chart, {"storage": {"elasticsearch": {
+        "url": "https://es-http.search.svc:9200", "username": "eventpipe",
+        "caSecret": {"name": "es-http-certs-public", "key": "ca.crt"}}}})
+    validate_strictly(docs)
+    config = by_kind(docs, "ConfigMap")[f"{FULLNAME}-config"]["data"]
+    assert config["EVENTPIPE_ELASTICSEARCH_CA_CERTS"] == "/etc/eventpipe/elasticsearch-ca/ca.crt"
+    for service in ("sink", "linker"):
+        pod = deployments(docs)[service]["spec"]["template"]["spec"]
+        [volume] = [v for v in pod["volumes"] if v["name"] == "elasticsearch-ca"]
+        assert volume["secret"]["secretName"] == "es-http-certs-public"
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"]
+                   if m["name"] == "elasticsearch-ca"]
+        assert mount == {"name": "elasticsearch-ca", "mountPath": "/etc/eventpipe/elasticsearch-ca",
+                         "readOnly": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        # null deletes a default: a memory limit cannot be taken away.
+        ({"services": {"dp": {"resources": {"limits": {"memory": None}}}}},
+         "/services/dp/resources/limits"),
+        ({"services": {"sink": {"resources": {"limits": None}}}}, "/services/sink/resources"),
+        ({"kafka": {"partitionAssignmentStrategy": "sticky"}},
+         "/kafka/partitionAssignmentStrategy"),
+        ({"kafka": {"minInsyncReplicas": 0}}, "/kafka/minInsyncReplicas"),
+    ],
+)
+def test_production_values_are_checked(chart: helm.Chart, values: dict[str, Any],
+                                       complaint: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(complaint)):
+        chart.validate_schema(values)

@@ -54,8 +54,27 @@ and toString would print 8000000 as "8e+06": whole floats are printed as integer
 {{- if and (kindIs "float64" .) (eq (floor .) .) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
 {{- end }}
 
+{{/* The image of a service: repository@digest, else repository:tag (the chart's appVersion,
+which the release workflow publishes, when the tag is empty). The events stage with the
+transformers backend needs torch: the "-llm" variant of the same release. Call with
+(dict "root" $ "service" "llm"); service may be "" (the hook Job). */}}
 {{- define "eventpipe.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $img := .root.Values.image }}
+{{- if not $img.repository }}
+{{- fail "image.repository is empty: set it (and image.tag or image.digest) to the eventpipe image you pushed, e.g. ghcr.io/<owner>/eventpipe" }}
+{{- end }}
+{{- $llm := and (eq .service "llm") (eq .root.Values.llm.backend "transformers") }}
+{{- if and $llm $img.llmDigest }}
+{{- printf "%s@%s" $img.repository $img.llmDigest }}
+{{- else if and (not $llm) $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- $tag := default .root.Chart.AppVersion $img.tag }}
+{{- if not $tag }}
+{{- fail "image.tag is empty and the chart has no appVersion: set image.tag or image.digest" }}
+{{- end }}
+{{- printf "%s:%s%s" $img.repository $tag (ternary $img.llmTagSuffix "" $llm) }}
+{{- end }}
 {{- end }}
 
 {{/* The services that read or write files in the data directory and so mount the PVC. */}}
@@ -77,6 +96,44 @@ and toString would print 8000000 as "8e+06": whole floats are printed as integer
 {{- default (printf "%s-data" (include "eventpipe.fullname" .)) .Values.persistence.existingClaim }}
 {{- end }}
 
+{{/* The credentials each service reads (secret keys = variable names); no other key of the
+Secret reaches its pods: ner and dp never see a database password. */}}
+{{- define "eventpipe.serviceSecretKeys" -}}
+{{- $kafka := list "EVENTPIPE_SASL_PASSWORD" }}
+{{- $stores := list "EVENTPIPE_POSTGRES_DSN" "EVENTPIPE_ELASTICSEARCH_PASSWORD" "EVENTPIPE_ELASTICSEARCH_API_KEY" }}
+{{- dict "ingest" $kafka "ner" $kafka "dp" $kafka "checkpoint" $kafka "llm" (concat $kafka (list "EVENTPIPE_LLM_API_KEY")) "sink" (concat $kafka $stores) "linker" (concat $kafka $stores) "setup" (concat $kafka (list "EVENTPIPE_POSTGRES_DSN" "EVENTPIPE_POSTGRES_MIGRATION_DSN")) | toJson }}
+{{- end }}
+
+{{/* env entries for the credentials of one service, each from its own key of the Secret.
+An existing Secret may lack a key (optional); the chart's own has only the keys given.
+The SASL password of kafka.sasl.passwordSecret wins over the Secret's. Call with
+(dict "root" $ "service" "sink" "secret" <Secret name or "">). */}}
+{{- define "eventpipe.secretEnv" -}}
+{{- $root := .root }}
+{{- $keys := get (include "eventpipe.serviceSecretKeys" $root | fromJson) .service }}
+{{- $own := include "eventpipe.secretData" $root | fromYaml }}
+{{- $existing := $root.Values.secrets.existingSecret }}
+{{- $sasl := $root.Values.kafka.sasl.passwordSecret }}
+{{- range $key := $keys }}
+{{- if and (eq $key "EVENTPIPE_SASL_PASSWORD") $sasl.name }}
+- name: EVENTPIPE_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $sasl.name }}
+      key: {{ $sasl.key }}
+{{- else if and $.secret (or $existing (hasKey $own $key)) }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.secret }}
+      key: {{ $key }}
+      {{- if $existing }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret whose keys become EVENTPIPE_* variables: an existing one, or the chart's own
 (only when a credential is given in values). Empty: no such Secret. */}}
 {{- define "eventpipe.secretName" -}}
@@ -90,7 +147,7 @@ and toString would print 8000000 as "8e+06": whole floats are printed as integer
 {{/* The chart-made Secret's data: each credential given in values, under its variable's name. */}}
 {{- define "eventpipe.secretData" -}}
 {{- $s := .Values.secrets }}
-{{- $map := dict "EVENTPIPE_SASL_PASSWORD" $s.saslPassword "EVENTPIPE_POSTGRES_DSN" $s.postgresDsn "EVENTPIPE_ELASTICSEARCH_PASSWORD" $s.elasticsearchPassword "EVENTPIPE_ELASTICSEARCH_API_KEY" $s.elasticsearchApiKey "EVENTPIPE_LLM_API_KEY" $s.llmApiKey }}
+{{- $map := dict "EVENTPIPE_SASL_PASSWORD" $s.saslPassword "EVENTPIPE_POSTGRES_DSN" $s.postgresDsn "EVENTPIPE_POSTGRES_MIGRATION_DSN" $s.postgresMigrationDsn "EVENTPIPE_ELASTICSEARCH_PASSWORD" $s.elasticsearchPassword "EVENTPIPE_ELASTICSEARCH_API_KEY" $s.elasticsearchApiKey "EVENTPIPE_LLM_API_KEY" $s.llmApiKey }}
 {{- range $key := keys $map | sortAlpha }}
 {{- with get $map $key }}
 {{ $key }}: {{ . | b64enc | quote }}
@@ -126,6 +183,19 @@ entries, except the two the chart's probes and mounts rely on.
 {{- with $v.storage.elasticsearch.url }}{{ $_ := set $s "EVENTPIPE_ELASTICSEARCH_URL" . }}{{ end }}
 {{- with $v.storage.elasticsearch.username }}{{ $_ := set $s "EVENTPIPE_ELASTICSEARCH_USERNAME" . }}{{ end }}
 {{- $_ := set $s "EVENTPIPE_ELASTICSEARCH_INDEX_PREFIX" $v.storage.elasticsearch.indexPrefix }}
+{{- if $v.storage.elasticsearch.caSecret.name }}
+{{- $_ := set $s "EVENTPIPE_ELASTICSEARCH_CA_CERTS" (printf "/etc/eventpipe/elasticsearch-ca/%s" $v.storage.elasticsearch.caSecret.key) }}
+{{- end }}
+{{- /* The hook applies the migrations with its DDL credentials: the services do not. */}}
+{{- if $v.hooks.migrateDatabase }}{{ $_ := set $s "EVENTPIPE_POSTGRES_MIGRATE" "false" }}{{ end }}
+{{- $_ := set $s "EVENTPIPE_MAX_DOCUMENT_CHARS" (int64 $v.documents.maxChars | toString) }}
+{{- if gt (int $k.minInsyncReplicas) (int $k.replicationFactor) }}
+{{- fail (printf "kafka.minInsyncReplicas (%d) is more than kafka.replicationFactor (%d): every write would fail" (int $k.minInsyncReplicas) (int $k.replicationFactor)) }}
+{{- end }}
+{{- $_ := set $s "EVENTPIPE_MIN_INSYNC_REPLICAS" (int64 $k.minInsyncReplicas | toString) }}
+{{- $_ := set $s "EVENTPIPE_WORK_RETENTION_MS" (int64 $k.workRetentionMs | toString) }}
+{{- $_ := set $s "EVENTPIPE_FAILED_RETENTION_MS" (int64 $k.failedRetentionMs | toString) }}
+{{- $_ := set $s "EVENTPIPE_PARTITION_ASSIGNMENT_STRATEGY" $k.partitionAssignmentStrategy }}
 {{- $_ := set $s "EVENTPIPE_LLM_BACKEND" $v.llm.backend }}
 {{- with $v.llm.model }}{{ $_ := set $s "EVENTPIPE_LLM_MODEL" . }}{{ end }}
 {{- $_ := set $s "EVENTPIPE_LLM_DEVICE" $v.llm.device }}
@@ -139,19 +209,6 @@ depend on them. */}}
 {{- $_ := set $s "EVENTPIPE_HEALTH_PORT" "8080" }}
 {{- $_ := set $s "EVENTPIPE_DATA_DIR" "/data" }}
 {{- toYaml $s }}
-{{- end }}
-
-{{/* env entries that reference Secrets the chart does not own (Strimzi's KafkaUser secret). */}}
-{{- define "eventpipe.secretRefEnv" -}}
-{{- with .Values.kafka.sasl.passwordSecret }}
-{{- if .name }}
-- name: EVENTPIPE_SASL_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ .name }}
-      key: {{ .key }}
-{{- end }}
-{{- end }}
 {{- end }}
 
 {{/* The pod-level securityContext shared by every pod, the hook Job's included. */}}
@@ -187,6 +244,16 @@ capabilities:
       - key: {{ .Values.kafka.tls.caSecret.key }}
         path: {{ .Values.kafka.tls.caSecret.key }}
 {{- end }}
+{{- with .Values.storage.elasticsearch.caSecret }}
+{{- if .name }}
+- name: elasticsearch-ca
+  secret:
+    secretName: {{ .name }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "eventpipe.commonVolumeMounts" -}}
@@ -197,5 +264,18 @@ capabilities:
 - name: kafka-ca
   mountPath: /etc/eventpipe/kafka-ca
   readOnly: true
+{{- end }}
+{{- if .Values.storage.elasticsearch.caSecret.name }}
+- name: elasticsearch-ca
+  mountPath: /etc/eventpipe/elasticsearch-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "eventpipe.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "eventpipe.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}

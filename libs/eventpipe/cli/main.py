@@ -30,7 +30,7 @@ from eventpipe.cli.output import RateWindow, monitor_line, run_summary, status_r
 from eventpipe.cli.progress import Progress
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.errors import KafkaSetupError
-from eventpipe.kafka.topics import ensure_topics, topic_specs
+from eventpipe.kafka.topics import ensure_topics
 from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
 from eventpipe.settings import Settings, load_settings
@@ -179,16 +179,28 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.postgres_dsn is None:
-        raise UsageError("set EVENTPIPE_POSTGRES_DSN to the database to migrate")
+    dsn = settings.postgres_migration_dsn or settings.postgres_dsn
+    if dsn is None:
+        raise UsageError("set EVENTPIPE_POSTGRES_MIGRATION_DSN or EVENTPIPE_POSTGRES_DSN to "
+                         "the database to migrate")
     import psycopg
 
     from eventpipe.storage.pg_migrate import migrate
 
-    try:
-        applied = migrate(settings.postgres_dsn.get_secret_value())
-    except psycopg.OperationalError as exc:
-        raise StackError(f"cannot reach PostgreSQL: {str(exc).splitlines()[0]}") from None
+    # A database that is still starting (a container next to this one) is waited for.
+    deadline = time.monotonic() + args.wait
+    delay = 0.5
+    while True:
+        try:
+            applied = migrate(dsn.get_secret_value())
+            break
+        except psycopg.OperationalError as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if time.monotonic() + delay > deadline:
+                raise StackError(f"cannot reach PostgreSQL: {reason}") from None
+            print(f"PostgreSQL not reachable yet ({reason}); retrying", file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
     return 0
 
@@ -196,10 +208,9 @@ def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap:
         raise UsageError("set EVENTPIPE_KAFKA_BOOTSTRAP to the cluster to create topics on")
-    ensure_topics(make_admin(settings), settings)
-    for spec in topic_specs(settings):
-        print(f"{spec.name}: {spec.partitions} partitions"
-              + (", compacted" if spec.compacted else ""))
+    for spec in ensure_topics(make_admin(settings), settings, alter=args.alter_configs):
+        configs = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+        print(f"{spec.name}: {spec.partitions} partitions, {configs}")
     return 0
 
 
@@ -253,15 +264,21 @@ def parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="Kafka topics")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
-    topics_sub.add_parser("create", help="create (or verify) every topic with its partitions "
-                          "and compaction (EVENTPIPE_KAFKA_BOOTSTRAP)"
-                          ).set_defaults(func=cmd_topics_create)
+    tc = topics_sub.add_parser("create", help="create (or verify) every topic with its "
+                               "partitions and configs (EVENTPIPE_KAFKA_BOOTSTRAP)")
+    tc.add_argument("--alter-configs", action="store_true",
+                    help="set the configs of existing topics that differ instead of failing")
+    tc.set_defaults(func=cmd_topics_create)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("migrate", help="apply the PostgreSQL schema migrations "
-                      "(EVENTPIPE_POSTGRES_DSN); the sink also applies them at start-up"
-                      ).set_defaults(func=cmd_db_migrate)
+    dm = db_sub.add_parser("migrate", help="apply the PostgreSQL schema migrations "
+                           "(EVENTPIPE_POSTGRES_MIGRATION_DSN, else EVENTPIPE_POSTGRES_DSN); "
+                           "the sink also applies them at start-up unless "
+                           "EVENTPIPE_POSTGRES_MIGRATE=false")
+    dm.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                    help="retry an unreachable database for up to this long (default: no)")
+    dm.set_defaults(func=cmd_db_migrate)
 
     c = sub.add_parser("cleanup", parents=[data_dir],
                        help="remove checkpoints of jobs that ended long ago")

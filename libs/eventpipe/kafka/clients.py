@@ -53,7 +53,7 @@ def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consum
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": settings.heartbeat_interval_ms,
         "fetch.wait.max.ms": settings.fetch_wait_max_ms,
-        "partition.assignment.strategy": "range",
+        "partition.assignment.strategy": settings.partition_assignment_strategy,
         "fetch.max.bytes": max(52428800, settings.max_message_bytes * 2),
         "max.partition.fetch.bytes": max(1048576, settings.max_message_bytes + 65536),
     }

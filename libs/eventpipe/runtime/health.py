@@ -1,6 +1,11 @@
-"""Health and metrics over HTTP for every service: `/healthz` (the process answers),
-`/readyz` (connected to Kafka, partitions assigned, backends reachable) and `/metrics`
-(Prometheus text format). Off unless EVENTPIPE_HEALTH_PORT is set."""
+"""Health and metrics over HTTP for every service: `/healthz` (the service has started its
+consume loop, which keeps beating), `/readyz` (connected to Kafka, partitions assigned,
+backends reachable) and `/metrics` (Prometheus text format). Off unless EVENTPIPE_HEALTH_PORT
+is set.
+
+`/healthz` answers 503 until the first beat, so a startup probe on it waits for the model load
+(the loop starts after it), and again once the loop has not beaten for `stale_s`: a loop stuck
+in a call that never returns gets its pod restarted by the liveness probe."""
 
 from __future__ import annotations
 
@@ -55,10 +60,36 @@ class Readiness:
 READINESS = Readiness()
 
 
+class Heartbeat:
+    """When the consume loop last completed a step (or a deliberate wait for a backend)."""
+
+    def __init__(self, stale_s: float = 300.0) -> None:
+        self.stale_s = stale_s
+        self._last: float | None = None
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def why_not(self) -> str | None:
+        if self._last is None:
+            return "starting: the consume loop has not begun (model loading?)"
+        age = time.monotonic() - self._last
+        if age > self.stale_s:
+            return f"the consume loop has not stepped for {age:.0f} s (limit {self.stale_s:g} s)"
+        return None
+
+
+HEARTBEAT = Heartbeat()
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/healthz":
-            self._send(200, b"ok\n", "text/plain")
+            problem = HEARTBEAT.why_not()
+            if problem is None:
+                self._send(200, b"ok\n", "text/plain")
+            else:
+                self._send(503, f"unhealthy: {problem}\n".encode(), "text/plain")
         elif self.path == "/readyz":
             problem = READINESS.why_not()
             if problem is None:
@@ -81,7 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def start_health_server(port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104
+def start_health_server(
+    port: int, host: str = "0.0.0.0", stale_s: float | None = None  # noqa: S104
+) -> ThreadingHTTPServer:
+    if stale_s is not None:
+        HEARTBEAT.stale_s = stale_s
     server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()

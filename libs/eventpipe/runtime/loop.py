@@ -4,6 +4,7 @@ once downstream by keyed, idempotent writes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
-from eventpipe.runtime.health import READINESS
+from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.metrics import CONSUMER_LAG
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers
@@ -69,6 +70,12 @@ class ConsumeLoop:
             READINESS.set("kafka: all brokers are down")
         log.warning("kafka error", extra={"error": str(err)})
 
+    def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        # Another consumer reports these partitions' lag now: stop exporting a stale value.
+        for tp in partitions:
+            with contextlib.suppress(KeyError):  # never measured here
+                CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+
     def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
         READINESS.set(None)
@@ -87,6 +94,7 @@ class ConsumeLoop:
             raise DeliveryError(f"{len(errors)} records not delivered: {errors[0]}")
 
     def step(self) -> int:
+        HEARTBEAT.beat()
         msgs = self.consumer.consume(
             num_messages=self.settings.stage_batch_size, timeout=self.settings.poll_timeout_s
         )
@@ -120,6 +128,7 @@ class ConsumeLoop:
 
         def wait(seconds: float) -> None:
             nonlocal paused
+            HEARTBEAT.beat()  # waiting for a backend on purpose is not hanging
             if not paused:
                 self.consumer.pause(self.consumer.assignment())
                 paused = True
@@ -158,7 +167,8 @@ class ConsumeLoop:
         install_stop_handlers(self.stop_event)
 
     def run(self) -> None:
-        self.consumer.subscribe(self.topics, on_assign=self._on_assign)
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
         log.info("consuming", extra={"topics": self.topics})
         try:
             while not self.stop_event.is_set():

@@ -25,7 +25,7 @@ def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None
         setup_logging(settings.log_level, service)
         log.info("starting")
         if settings.health_port is not None:
-            start_health_server(settings.health_port)
+            start_health_server(settings.health_port, stale_s=settings.heartbeat_stale_s)
         try:
             run(settings)
         except Exception:

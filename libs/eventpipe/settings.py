@@ -162,6 +162,31 @@ class Settings(BaseSettings):
         300.0, gt=0, description="/healthz fails when the consume loop has not completed a "
         "step for this long (liveness restarts a hung service); allow for the slowest batch.",
     )
+    # --- Console: HTTP API and web page (services/console) ----------------------------------
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token of the console's API with the control scope (submit, "
+        "pause, resume, stop). Unset: the console reads DATA_DIR/run/api-token, writing a "
+        "random one there (mode 0600) first when there is none. Never logged.",
+    )
+    api_read_token: SecretStr | None = Field(
+        None, description="A second, read-only bearer token: GET calls only (a control call "
+        "with it is 403). Unset: none.",
+    )
+    console_host: str = Field(
+        "127.0.0.1", description="Address the console listens on (0.0.0.0 in a container)."
+    )
+    console_port: int = Field(
+        0, ge=0, le=65535, description="Console port; 0 = a free port chosen at start "
+        "(`eventpipe ps` prints the URL).",
+    )
+    console_cors_origins: str = Field(
+        "", description="Comma-separated origins allowed to call the API from a browser "
+        "(CORS); empty: CORS off, only the console's own page can.",
+    )
+    console_max_upload_bytes: int = Field(
+        1 << 30, ge=1024, description="Largest JSONL upload `POST /api/v1/jobs` accepts (413 "
+        "above).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Python logging level."
     )

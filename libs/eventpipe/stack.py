@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from eventpipe.api.tokens import token_source
 from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
@@ -28,7 +30,7 @@ from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest")
+SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest", "console")
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -59,6 +61,12 @@ class StackState:
     session_timeout_ms: int
     heartbeat_interval_ms: int
     services: dict[str, ServiceProcess]
+    console_port: int | None = None
+    console_token: str | None = None  # where the API token is, never the token
+
+    @property
+    def console_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.console_port}" if self.console_port else None
 
     @classmethod
     def load(cls, path: Path) -> StackState | None:
@@ -117,6 +125,7 @@ class Stack:
         self.broker: EmbeddedBroker | None = None
         self.broker_pid: int | None = None
         self.procs: dict[str, ServiceProcess] = {}
+        self.console_port: int | None = None
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
         self.log_dir = data_dir / "logs"
         self.run_dir = data_dir / "run"
@@ -208,6 +217,11 @@ class Stack:
         env = self.service_env()
         if health_port is not None:
             env["EVENTPIPE_HEALTH_PORT"] = str(health_port)
+        if service == "console":
+            # Chosen here, not by the console, so that `ps` can print the URL.
+            if self.console_port is None:
+                self.console_port = self.settings.console_port or free_port()
+            env["EVENTPIPE_CONSOLE_PORT"] = str(self.console_port)
         with log_path.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
@@ -290,6 +304,8 @@ class Stack:
             bootstrap=self.bootstrap, embedded=self.broker_pid is not None,
             broker_pid=self.broker_pid, session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms, services=self.procs,
+            console_port=self.console_port,
+            console_token=token_source(self.settings) if self.console_port else None,
         )
 
     @classmethod
@@ -301,7 +317,16 @@ class Stack:
         }), tie_to_parent=False)
         stack.broker_pid = state.broker_pid
         stack.procs = dict(state.services)
+        stack.console_port = state.console_port
         return stack
+
+
+def free_port() -> int:
+    """A loopback port free now (the console binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def stop_processes(

@@ -21,7 +21,7 @@ import psycopg
 from elasticsearch import Elasticsearch
 from pydantic import SecretStr
 
-from eventpipe.cli.jobs import send_control, submit
+from eventpipe.jobs import send_control, submit
 from eventpipe.models import ControlCommand
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack

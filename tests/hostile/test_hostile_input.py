@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from eventpipe.cli.errors import UsageError
-from eventpipe.cli.jobs import check_batch_id, check_input, submit
+from eventpipe.jobs import check_batch_id, check_input, submit
 from eventpipe.kafka.clients import make_producer, make_reader
 from eventpipe.models import FailedDocument, job_id_for
 from eventpipe.stack import Stack

@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaProducer
 
 from eventpipe.cli.errors import UsageError
-from eventpipe.cli.jobs import send_control, submit
+from eventpipe.jobs import send_control, submit
 from eventpipe.models import ControlCommand, job_id_for
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack

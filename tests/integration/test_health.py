@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from helpers import corpus_lines, wait_checkpoint, write_jsonl

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.models import job_id_for
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path

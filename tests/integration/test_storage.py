@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.models import job_id_for
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack

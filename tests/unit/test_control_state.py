@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import json
 
-from eventpipe.cli.output import RateWindow, monitor_line
+from eventpipe.cli.output import monitor_line
 from eventpipe.cli.stack_commands import parse_age
 from eventpipe.control.state import ControlLatest
+from eventpipe.jobs import RateWindow
 from eventpipe.models import ControlCommand
 
 

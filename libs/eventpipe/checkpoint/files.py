@@ -60,3 +60,12 @@ def read_checkpoint(checkpoint_dir: Path, job_id: str) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise CheckpointNotFound(f"no checkpoint for job {job_id} in {checkpoint_dir}") from exc
     return data
+
+
+def checkpoint_job_ids(checkpoint_dir: Path) -> list[str]:
+    """The job ids that have a checkpoint file (temp files and strays are not jobs)."""
+    try:
+        names = [p.name[:-5] for p in checkpoint_dir.glob("*.json")]
+    except OSError:
+        return []
+    return sorted(n for n in names if _UUID.match(n))

@@ -1,2 +1,5 @@
-class UsageError(Exception):
-    """Bad input from the user: printed as one clear line, exit code 2."""
+"""The CLI's name for the shared request errors (`eventpipe.errors`)."""
+
+from eventpipe.errors import UsageError
+
+__all__ = ["UsageError"]

@@ -15,8 +15,11 @@ from confluent_kafka import KafkaException
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli import stack_commands
 from eventpipe.cli.errors import UsageError
-from eventpipe.cli.jobs import (
+from eventpipe.cli.output import monitor_line, run_summary, status_report
+from eventpipe.cli.progress import Progress
+from eventpipe.jobs import (
     FINAL,
+    RateWindow,
     check_batch_id,
     check_input,
     default_batch_id,
@@ -26,8 +29,6 @@ from eventpipe.cli.jobs import (
     send_control,
     submit,
 )
-from eventpipe.cli.output import RateWindow, monitor_line, run_summary, status_report
-from eventpipe.cli.progress import Progress
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics
@@ -35,7 +36,7 @@ from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
 from eventpipe.settings import Settings, load_settings
 from eventpipe.stack import Stack, StackError
-from eventpipe.storage.names import safe_name
+from eventpipe.storage.jsonl import batch_output_path
 
 
 def wait_for_job(
@@ -113,7 +114,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(cp, indent=2, ensure_ascii=False))
         return 0
     print(status_report(cp))
-    stats_path = settings.data_dir / f"batch_stats_{safe_name(cp['batch_id'])}.json"
+    stats_path = batch_output_path(settings.data_dir, cp["batch_id"], "batch_stats")
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
         print(f"\nBatch-level results: {stats['event_links']} event links, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +32,6 @@ def status_report(cp: dict[str, Any]) -> str:
         f = failures.get(doc_id, {})
         lines.append(f"  ✗ {doc_id} ({f.get('stage', '?')}: {f.get('error', '?')})")
     return "\n".join(lines)
-
-
-class RateWindow:
-    """Documents per minute over a sliding window of recent samples."""
-
-    def __init__(self, window_s: float = 60.0) -> None:
-        self.window_s = window_s
-        self.samples: deque[tuple[float, int]] = deque()
-
-    def add(self, done: int, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        self.samples.append((now, done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > self.window_s:
-            self.samples.popleft()
-        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
-        return 60.0 * (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
 
 
 def monitor_line(n: int, cp: dict[str, Any], rate_per_min: float) -> str:

@@ -87,6 +87,8 @@ def down(settings: Settings, timeout_s: float = 60.0) -> int:
 
 def print_ps(state: StackState) -> None:
     print(f"bootstrap: {state.bootstrap} ({'embedded broker' if state.embedded else 'cluster'})")
+    if state.console_url:
+        print(f"console: {state.console_url} (API token: {state.console_token})")
     print(f"{'NAME':<12}{'PID':>8}  {'STATUS':<8}  LOG")
     for row in stack_status(state):
         print(f"{row['name']:<12}{row['pid'] or '-':>8}  {row['status']:<8}  {row['log']}")

@@ -59,7 +59,9 @@ def build_storylines(job_id: str, links: list[Link]) -> list[dict[str, Any]]:
             "storyline_id": f"{job_id[:8]}-s{n:04d}",
             "title": title,
             "doc_ids": doc_ids,
-            "events": [{"doc_id": e.doc_id, "event": e.index, **e.raw} for e in events],
+            "events": [{"doc_id": e.doc_id, "event": e.index,
+                        "published": e.published.isoformat() if e.published else None,
+                        **e.raw} for e in events],
             "start": min(dates).isoformat() if dates else None,
             "end": max(dates).isoformat() if dates else None,
         })

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from eventpipe.checkpoint.files import atomic_write_bytes
 from eventpipe.models import FailedDocument
@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 
 def results_path(data_dir: Path, batch_id: str) -> Path:
     return data_dir / f"extracted_events_{safe_name(batch_id)}.jsonl"
+
+
+def batch_output_path(data_dir: Path, batch_id: str,
+                      kind: Literal["event_links", "storylines", "batch_stats"]) -> Path:
+    """Where the batch-level step writes a batch's links, storylines or statistics."""
+    suffix = "json" if kind == "batch_stats" else "jsonl"
+    return data_dir / f"{kind}_{safe_name(batch_id)}.{suffix}"
 
 
 def encode_line(record: ResultRecord) -> bytes:
@@ -85,11 +92,11 @@ class JsonlStore:
                            storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
         """`event_links_{batch}.jsonl`, `storylines_{batch}.jsonl`, `batch_stats_{batch}.json`,
         each replaced whole and atomically (re-running the step overwrites them)."""
-        name = safe_name(batch_id)
-        for path, rows in ((self.data_dir / f"event_links_{name}.jsonl", links),
-                           (self.data_dir / f"storylines_{name}.jsonl", storylines)):
+        for path, rows in ((batch_output_path(self.data_dir, batch_id, "event_links"), links),
+                           (batch_output_path(self.data_dir, batch_id, "storylines"),
+                            storylines)):
             atomic_write_bytes(path, b"".join(encode_line(r) for r in rows), self.fsync)
-        atomic_write_bytes(self.data_dir / f"batch_stats_{name}.json",
+        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "batch_stats"),
                            json.dumps(stats, indent=2, ensure_ascii=False).encode(), self.fsync)
 
     def load_documents(self, batch_id: str, job_id: str) -> list[ResultRecord]:

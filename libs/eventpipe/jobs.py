@@ -1,17 +1,19 @@
-"""Finding jobs, submitting batches and sending control commands: what every command shares."""
+"""Finding jobs, submitting batches and sending control commands, with the rules that refuse
+what does not fit a job's status: one implementation for the CLI and the console's HTTP API."""
 
 from __future__ import annotations
 
 import os
 import re
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
-from eventpipe.cli.errors import UsageError
 from eventpipe.control.messages import encode_control
+from eventpipe.errors import Refused, UnknownJob, UsageError
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
@@ -73,7 +75,7 @@ def resolve_job(settings: Settings, job: str | None) -> str:
 def require_checkpoint(settings: Settings, job_id: str, job: str | None) -> dict[str, Any]:
     cp = load_checkpoint(settings, job_id)
     if cp is None:
-        raise UsageError(f"unknown job {job or job_id}: no checkpoint in "
+        raise UnknownJob(f"unknown job {job or job_id}: no checkpoint in "
                          f"{settings.checkpoint_dir}")
     return cp
 
@@ -85,13 +87,13 @@ def submit(settings: Settings, path: Path, batch_id: str, retry_failed: bool = F
     if previous is not None:
         status = previous["status"]
         if status == JobStatus.STOPPED.value:
-            raise UsageError(f"job {job_id} (batch {batch_id}) is STOPPED and cannot be "
+            raise Refused(f"job {job_id} (batch {batch_id}) is STOPPED and cannot be "
                              "resumed or resubmitted; use another batch id")
         if status == JobStatus.PAUSED.value:
-            raise UsageError(f"job {job_id} (batch {batch_id}) is PAUSED: run "
+            raise Refused(f"job {job_id} (batch {batch_id}) is PAUSED: run "
                              f"`eventpipe resume {batch_id}` to continue it")
     elif retry_failed:
-        raise UsageError(f"--retry-failed: batch {batch_id} has no job to retry")
+        raise UnknownJob(f"--retry-failed: batch {batch_id} has no job to retry")
     sub = Submission(batch_id=batch_id, job_id=job_id, path=str(path), retry_failed=retry_failed)
     _send(settings, Topics.from_settings(settings).submissions, batch_id.encode(),
           sub.model_dump_json().encode())
@@ -121,16 +123,16 @@ def send_control(settings: Settings, command: ControlCommand, job: str | None,
     cp = require_checkpoint(settings, job_id, job)
     status = cp["status"]
     if status in (JobStatus.COMPLETED.value, JobStatus.FAILED.value):
-        raise UsageError(f"job {job_id} is already {status}: nothing to {command.value}")
+        raise Refused(f"job {job_id} is already {status}: nothing to {command.value}")
     if status == JobStatus.STOPPED.value:
-        raise UsageError(f"job {job_id} is STOPPED: a stopped job cannot be "
+        raise Refused(f"job {job_id} is STOPPED: a stopped job cannot be "
                          f"{command.value}d")
     if command is ControlCommand.PAUSE and status == JobStatus.PAUSED.value:
         return cp
     if command is ControlCommand.RESUME and status == JobStatus.RUNNING.value:
         path = cp["metadata"].get("input_path")
         if not (path and Path(path).is_file()):
-            raise UsageError(f"job {job_id} is RUNNING and its input is not readable here: "
+            raise Refused(f"job {job_id} is RUNNING and its input is not readable here: "
                              "to re-send lost documents, resubmit the batch")
         # RUNNING after a restart of the broker: resume re-sends what it lost.
     sent = time.time()
@@ -156,3 +158,19 @@ def send_control(settings: Settings, command: ControlCommand, job: str | None,
 def _newer(iso: str, since_epoch_s: float) -> bool:
     at = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     return at >= int(since_epoch_s)
+
+
+class RateWindow:
+    """Documents per minute over a sliding window of recent samples."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, done: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[0][0] > self.window_s:
+            self.samples.popleft()
+        (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+        return 60.0 * (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0

@@ -1,0 +1,3 @@
+from services.console.service import main
+
+main()

@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from eventpipe.api.tokens import Tokens, token_source
-from eventpipe.runtime.health import READINESS
+from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.loop import ready_file
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.settings import Settings
@@ -44,7 +44,7 @@ def run(settings: Settings) -> None:
                                          "token": token_source(settings)})
     try:
         while not stop.wait(0.5) and thread.is_alive():
-            pass
+            HEARTBEAT.beat()  # /healthz on EVENTPIPE_HEALTH_PORT: alive while uvicorn runs
     finally:
         server.should_exit = True
         thread.join(10)

@@ -15,7 +15,7 @@ import pytest
 
 from eventpipe.jobs import submit
 from eventpipe.settings import Settings
-from eventpipe.stack import Stack
+from eventpipe.stack import SERVICES, Stack
 from helpers import corpus_lines, wait_checkpoint, write_jsonl
 
 
@@ -59,7 +59,7 @@ def health_stack(settings: Settings) -> Iterator[Stack]:
 
 def test_health_and_metrics_of_every_service(health_stack: Stack, tmp_path: Path) -> None:
     ports = {name: p.health_port for name, p in health_stack.procs.items()}
-    assert len(set(ports.values())) == len(ports) == 7
+    assert len(set(ports.values())) == len(ports) == len(SERVICES)
     for name, port in ports.items():
         assert port is not None
         assert get(port, "/healthz") == (200, "ok\n"), name

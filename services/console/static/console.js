@@ -110,7 +110,7 @@ async function drawDetail(job) {
   loadedResults = job.job_id;
   try {
     drawStats(await api(`/jobs/${job.job_id}/stats`));
-    drawTimeline((await api(`/jobs/${job.job_id}/storylines?limit=100`)).storylines);
+    drawTimeline(await api(`/jobs/${job.job_id}/storylines?limit=30`));
   } catch (e) {
     $("#stats-note").textContent = e.message;
   }
@@ -143,7 +143,7 @@ function drawStats(stats) {
     barChart("Mean time per stage", stages, " ms"));
 }
 
-function drawTimeline(storylines) {
+function drawTimeline({ storylines, total }) {
   const box = $("#timeline");
   if (!storylines.length) { box.replaceChildren(el("p", { class: "muted", text: "No storylines." })); return; }
   const day = (iso) => iso ? Date.parse(`${iso}T00:00:00Z`) : null;
@@ -169,7 +169,8 @@ function drawTimeline(storylines) {
       el("svg:text", { x: width - 90, y: row * storylines.length + 20, text: fmt(hi) }));
   }
   box.replaceChildren(el("p", { class: "muted",
-    text: `${storylines.length} storylines; each dot is an event at its document's date` }), svg);
+    text: `${total} storylines${total > storylines.length ? ` (the first ${storylines.length} by date)` : ""}; `
+      + "each dot is an event at its document's date" }), svg);
 }
 
 async function refresh() {

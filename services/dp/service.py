@@ -8,6 +8,7 @@ from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.attributes import LazyAttributes
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
+from eventpipe.nlp.memory import transient_batch
 from eventpipe.nlp.model import load_pipeline, parse_only
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from eventpipe.runtime.service import main_for
@@ -21,16 +22,19 @@ def make_process(nlp: Language) -> ProcessBatch:
     disabled = parse_only(nlp) + attributes.skipped
 
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
-        parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
         out: list[StageResult] = []
-        for doc, sp in zip(docs, parsed, strict=True):
-            attributes.annotate(sp, attribute_readers(sp))
-            # The NER stage ran without sentence boundaries; this makes its entities equal
-            # to the full pipeline's (re-running NER only where an entity crosses one).
-            doc.entities = fix_cross_sentence_entities(nlp, sp, doc.entities)
-            doc.sentences = sentences_from_doc(sp)
-            doc.triplets = triplets_from_doc(sp)
-            out.append(doc)
+        # Strings first seen in this batch are dropped at its end (flat memory); everything
+        # kept is copied out of the spaCy docs inside the zone.
+        with transient_batch(nlp):
+            parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
+            for doc, sp in zip(docs, parsed, strict=True):
+                attributes.annotate(sp, attribute_readers(sp))
+                # The NER stage ran without sentence boundaries; this makes its entities
+                # equal to the full pipeline's (re-running NER only where one crosses one).
+                doc.entities = fix_cross_sentence_entities(nlp, sp, doc.entities)
+                doc.sentences = sentences_from_doc(sp)
+                doc.triplets = triplets_from_doc(sp)
+                out.append(doc)
         return out
 
     return process

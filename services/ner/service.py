@@ -7,6 +7,7 @@ from spacy.language import Language
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.entities import entities_from_doc
+from eventpipe.nlp.memory import transient_batch
 from eventpipe.nlp.model import load_pipeline, ner_only
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
@@ -17,11 +18,14 @@ def make_process(nlp: Language) -> ProcessBatch:
     disabled = ner_only(nlp)
 
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
-        parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
         out: list[StageResult] = []
-        for doc, sp in zip(docs, parsed, strict=True):
-            doc.entities = entities_from_doc(sp)
-            out.append(doc)
+        # Strings first seen in this batch are dropped at its end (flat memory); the
+        # entities are plain strings by then.
+        with transient_batch(nlp):
+            parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
+            for doc, sp in zip(docs, parsed, strict=True):
+                doc.entities = entities_from_doc(sp)
+                out.append(doc)
         return out
 
     return process

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The image's entrypoint: one image runs every service and the CLI.
 #
-#   <service> [ARGS...]   ingest | ner | dp | llm | sink | checkpoint | linker
+#   <service> [ARGS...]   ingest | ner | dp | llm | sink | checkpoint | linker | console
 #                         ->  python -m services.<service>
 #   eventpipe ARGS...     the CLI, e.g. `eventpipe topics create`, `eventpipe db migrate`
 #   help                  this text
@@ -16,7 +16,7 @@ usage() {
 }
 
 case "${1:-help}" in
-    ingest | ner | dp | llm | sink | checkpoint | linker)
+    ingest | ner | dp | llm | sink | checkpoint | linker | console)
         service=$1
         shift
         exec python -m "services.${service}" "$@"

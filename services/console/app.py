@@ -49,7 +49,11 @@ OFFSET = Query(0, ge=0, le=10_000_000)
 LIMIT = Query(1000, ge=1, le=10_000)
 
 
-def create_app(settings: Settings, tokens: Tokens) -> FastAPI:
+def create_app(settings: Settings, tokens: Tokens,
+               gauges_registry: CollectorRegistry | None = None) -> FastAPI:
+    """`gauges_registry`: where the per-job gauges go; the console process passes the global
+    registry, which the health port's /metrics serves too. None: a registry of this app's own
+    (tests build several apps in one process)."""
     views = JobViews(settings)
     app = FastAPI(
         title="eventpipe console", version="1",
@@ -170,13 +174,14 @@ def create_app(settings: Settings, tokens: Tokens) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    registry = CollectorRegistry()
+    own = gauges_registry is None
+    registry = CollectorRegistry() if gauges_registry is None else gauges_registry
     registry.register(JobGauges(views))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(REGISTRY) + generate_latest(registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(REGISTRY) + (generate_latest(registry) if own else b"")
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -8,6 +8,7 @@ import threading
 import time
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from eventpipe.api.tokens import Tokens, token_source
 from eventpipe.runtime.health import HEARTBEAT, READINESS
@@ -23,7 +24,8 @@ def run(settings: Settings) -> None:
     stop = install_stop_handlers()
     tokens = Tokens.load(settings)
     config = uvicorn.Config(
-        create_app(settings, tokens), host=settings.console_host, port=settings.console_port,
+        create_app(settings, tokens, gauges_registry=REGISTRY),
+        host=settings.console_host, port=settings.console_port,
         log_config=None, access_log=False, server_header=False, timeout_keep_alive=5,
         limit_concurrency=200,
     )

@@ -27,6 +27,7 @@ ONE_SHOT = {"data-init", "topics", "migrate"}
 SERVICES = {"ingest", "ner", "dp", "llm", "sink", "checkpoint", "linker"}
 DATA_SERVICES = {"ingest", "sink", "checkpoint", "linker"}
 STAGES = SERVICES - DATA_SERVICES
+CONSOLE = "console"
 
 
 def compose_binary() -> Path | None:
@@ -115,7 +116,7 @@ def test_the_binary_really_validates(tmp_path: Path) -> None:
 
 @needs_compose
 def test_every_service_is_there(project: dict[str, Any]) -> None:
-    assert set(project["services"]) == INFRA | ONE_SHOT | SERVICES
+    assert set(project["services"]) == INFRA | ONE_SHOT | SERVICES | {CONSOLE}
     assert {"kafka-data", "postgres-data", "elasticsearch-data"} <= set(project["volumes"])
 
 
@@ -271,6 +272,29 @@ def test_only_the_stages_scale(project: dict[str, Any]) -> None:
         assert "ports" not in services[name], name
 
 
+@needs_compose
+def test_the_console_on_loopback_with_the_data_directory(project: dict[str, Any]) -> None:
+    console = project["services"][CONSOLE]
+    assert console["command"] == [CONSOLE] and console["restart"] == "unless-stopped"
+    assert [(p["host_ip"], p["published"], p["target"]) for p in console["ports"]] == [
+        ("127.0.0.1", "8000", 8000)]
+    env = console["environment"]
+    assert env["EVENTPIPE_CONSOLE_HOST"] == "0.0.0.0" and env["EVENTPIPE_CONSOLE_PORT"] == "8000"
+    assert env["EVENTPIPE_DATA_DIR"] == str(ROOT / "data")
+    assert env["EVENTPIPE_KAFKA_BOOTSTRAP"] == "kafka:19092"
+    assert console["user"] == "1000:1000"
+    binds = {v["source"] for v in console["volumes"] if v["type"] == "bind"}
+    assert binds == {str(ROOT / "data"), str(ROOT / "examples")}
+    assert "/readyz" in " ".join(console["healthcheck"]["test"])
+    assert console["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+@needs_compose
+def test_the_console_token_comes_from_the_shell(tmp_path: Path) -> None:
+    services = model(tmp_path, {"EVENTPIPE_API_TOKEN": "from-the-shell"})["services"]
+    assert services[CONSOLE]["environment"]["EVENTPIPE_API_TOKEN"] == "from-the-shell"
+
+
 # --- The Dockerfile and the entrypoint -------------------------------------------------------
 
 
@@ -321,7 +345,7 @@ def fake_python(tmp_path: Path) -> dict[str, str]:
     return {"PATH": f"{tmp_path}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(SERVICES | {CONSOLE}))
 def test_entrypoint_runs_a_service_by_name(service: str, fake_python: dict[str, str]) -> None:
     result = subprocess.run(["sh", str(ENTRYPOINT), service], env=fake_python,
                             capture_output=True, text=True, timeout=10, check=True)

@@ -86,10 +86,11 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The services' workloads (Deployments and StatefulSets) by service name."""
+    """The pipeline services' workloads (Deployments and StatefulSets) by service name; the
+    console has tests of its own (tests/console/test_console_chart.py)."""
     return {name.removeprefix(f"{FULLNAME}-"): doc
             for kind in ("Deployment", "StatefulSet")
-            for name, doc in by_kind(docs, kind).items()}
+            for name, doc in by_kind(docs, kind).items() if name != f"{FULLNAME}-console"}
 
 
 def validate_strictly(docs: list[dict[str, Any]]) -> None:
@@ -138,6 +139,7 @@ def test_defaults_render_valid_manifests(default_docs: list[dict[str, Any]]) -> 
     kinds = sorted(doc["kind"] for doc in default_docs)
     assert kinds == sorted(["ConfigMap", "PersistentVolumeClaim", "Job", "NetworkPolicy",
                             "ServiceAccount"]
+                           + ["Deployment", "Service", "NetworkPolicy"]  # the console
                            + ["Service"] * len(SERVICES)
                            + ["Deployment", "PodDisruptionBudget"] * len(STAGES)
                            + ["StatefulSet"] * len(SINGLETONS))
@@ -396,7 +398,7 @@ def test_service_monitor(full_docs: list[dict[str, Any]]) -> None:
                                   "scrapeTimeout": "10s"}]
     selected = [svc for svc in by_kind(full_docs, "Service").values()
                 if spec["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()]
-    assert len(selected) == len(SERVICES)
+    assert len(selected) == len(SERVICES) + 1  # and the console's
     assert all(svc["spec"]["ports"][0]["name"] == "http" for svc in selected)
 
 
@@ -456,7 +458,7 @@ def test_every_container_has_a_memory_limit(which: str, default_docs: list[dict[
                                             full_docs: list[dict[str, Any]]) -> None:
     docs = default_docs if which == "defaults" else full_docs
     found = list(containers(docs))
-    assert len(found) == len(SERVICES) + 1  # and the hook Job
+    assert len(found) == len(SERVICES) + 2  # and the hook Job and the console
     for name, _, container in found:
         limits = container["resources"]["limits"]
         requests = container["resources"]["requests"]
@@ -549,7 +551,7 @@ def test_network_policy_and_service_account(default_docs: list[dict[str, Any]],
                                             chart: helm.Chart) -> None:
     [account] = by_kind(default_docs, "ServiceAccount").values()
     assert account["automountServiceAccountToken"] is False
-    [policy] = by_kind(default_docs, "NetworkPolicy").values()
+    policy = by_kind(default_docs, "NetworkPolicy")[FULLNAME]  # and the console's own
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
     for workload in deployments(default_docs).values():
@@ -558,7 +560,7 @@ def test_network_policy_and_service_account(default_docs: list[dict[str, Any]],
     docs = render(chart, {"networkPolicy": {"egress": {"enabled": True, "to": [
         {"ipBlock": {"cidr": "10.0.0.0/8"}}]}}})
     validate_strictly(docs)
-    [policy] = by_kind(docs, "NetworkPolicy").values()
+    policy = by_kind(docs, "NetworkPolicy")[FULLNAME]
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     [dns, rest] = policy["spec"]["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}

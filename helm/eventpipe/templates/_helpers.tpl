@@ -101,7 +101,7 @@ Secret reaches its pods: ner and dp never see a database password. */}}
 {{- define "eventpipe.serviceSecretKeys" -}}
 {{- $kafka := list "EVENTPIPE_SASL_PASSWORD" }}
 {{- $stores := list "EVENTPIPE_POSTGRES_DSN" "EVENTPIPE_ELASTICSEARCH_PASSWORD" "EVENTPIPE_ELASTICSEARCH_API_KEY" }}
-{{- dict "ingest" $kafka "ner" $kafka "dp" $kafka "checkpoint" $kafka "llm" (concat $kafka (list "EVENTPIPE_LLM_API_KEY")) "sink" (concat $kafka $stores) "linker" (concat $kafka $stores) "setup" (concat $kafka (list "EVENTPIPE_POSTGRES_DSN" "EVENTPIPE_POSTGRES_MIGRATION_DSN")) | toJson }}
+{{- dict "ingest" $kafka "ner" $kafka "dp" $kafka "checkpoint" $kafka "console" $kafka "llm" (concat $kafka (list "EVENTPIPE_LLM_API_KEY")) "sink" (concat $kafka $stores) "linker" (concat $kafka $stores) "setup" (concat $kafka (list "EVENTPIPE_POSTGRES_DSN" "EVENTPIPE_POSTGRES_MIGRATION_DSN")) | toJson }}
 {{- end }}
 
 {{/* env entries for the credentials of one service, each from its own key of the Secret.

@@ -5,12 +5,16 @@ written with a random token (mode 0600, never replaced) the first time it is nee
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from eventpipe.settings import Settings
 
@@ -26,26 +30,37 @@ def token_path(settings: Settings) -> Path:
     return settings.data_dir.resolve() / TOKEN_FILE
 
 
+def _configured(secret: SecretStr | None) -> str | None:
+    """An empty variable (`${EVENTPIPE_API_TOKEN:-}` in compose) counts as unset."""
+    value = secret.get_secret_value().strip() if secret is not None else ""
+    return value or None
+
+
 def token_source(settings: Settings) -> str:
     """Where the control token is, for `eventpipe ps` (never the token itself)."""
-    if settings.api_token is not None:
+    if _configured(settings.api_token):
         return "EVENTPIPE_API_TOKEN"
     return str(token_path(settings))
 
 
 def _read_or_create(path: Path) -> str:
+    """The token in the file; when there is none, a new one written whole before the file
+    appears under its name (a hard link of a finished temp file), so that two consoles
+    starting at once agree on one token and neither reads a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        token = path.read_text(encoding="utf-8").strip()
-        if not token:
-            raise ValueError(f"{path} is empty: delete it to have a new token written, or "
-                             "set EVENTPIPE_API_TOKEN") from None
-        return token
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(prefix=".api-token.", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise ValueError(f"{path} is empty: delete it to have a new token written, or set "
+                         "EVENTPIPE_API_TOKEN")
     return token
 
 
@@ -56,13 +71,8 @@ class Tokens:
 
     @classmethod
     def load(cls, settings: Settings) -> Tokens:
-        if settings.api_token is not None:
-            control = settings.api_token.get_secret_value()
-        else:
-            control = _read_or_create(token_path(settings))
-        if not control.strip():
-            raise ValueError("EVENTPIPE_API_TOKEN is empty")
-        read = settings.api_read_token.get_secret_value() if settings.api_read_token else None
+        control = _configured(settings.api_token) or _read_or_create(token_path(settings))
+        read = _configured(settings.api_read_token)
         return cls(control.encode(), read.encode() if read else None)
 
     def scope(self, presented: str) -> Scope | None:

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
     )
     poll_timeout_s: float = Field(0.1, gt=0, description="Longest wait for a batch to fill.")
+    idle_release_s: float = Field(
+        120.0, ge=0, description="A stage that got no document for this long (every job "
+        "paused, stopped or finished) gives back what it can: the events stage unloads its "
+        "language model (and GPU memory) until the next document, every stage returns freed "
+        "heap to the system. 0: never.",
+    )
     llm_backend: Literal["rules", "transformers", "openai"] = Field(
         "rules", description="Events backend: `rules`, `transformers` or `openai`."
     )

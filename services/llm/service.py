@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.events import EventBackend, EventInput, build_backend
+from eventpipe.nlp.llm import LLMBackend
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
@@ -29,8 +30,11 @@ def make_process(backend: EventBackend) -> ProcessBatch:
 
 def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    process = make_process(build_backend(settings))
-    StageRunner(settings, Stage.LLM, topics.dp, topics.events, process).run()
+    backend = build_backend(settings)
+    # A local model is unloaded while the stage idles (eventpipe.runtime.idle).
+    release = backend.release if isinstance(backend, LLMBackend) else None
+    StageRunner(settings, Stage.LLM, topics.dp, topics.events, make_process(backend),
+                release=release).run()
 
 
 main = main_for("llm", run)

@@ -136,3 +136,14 @@ def test_gguf_is_converted_once_then_loaded_from_the_cache(tmp_path: Path) -> No
         texts.append(answer.output if isinstance(answer, InvalidOutput) else answer)
     assert texts[0] == texts[1]
     assert isinstance(texts[0], str) and texts[0].startswith('{"events": [')
+
+
+def test_a_released_model_is_loaded_again_with_the_same_answers(tiny_model: Path) -> None:
+    made = TransformersGenerator(tiny_model, batch_size=4, max_new_tokens=256)
+    requests = [build_messages(d) for d in docs()[:3]]
+    before = made.generate(requests, events_schema())
+    LLMBackend(made).release()
+    assert made.model is None
+    assert made.generate(requests, events_schema()) == before
+    assert made.model is not None
+    made.close()

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from eventpipe.control.view import ControlView
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, FailedDocument, Stage
+from eventpipe.runtime.idle import IdleRelease
 from eventpipe.runtime.loop import ConsumeLoop
 from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED, STAGE_SECONDS
 from eventpipe.settings import Settings
@@ -83,7 +84,10 @@ class StageRunner:
         source: str,
         target: str,
         process: ProcessBatch,
+        release: Callable[[], None] | None = None,
     ) -> None:
+        """`release` gives back what the stage can load again (its model) while it idles;
+        see eventpipe.runtime.idle."""
         self.settings = settings
         self.stage = stage
         self.target = target
@@ -96,7 +100,12 @@ class StageRunner:
             topics=[source],
             group_id=f"{settings.topic_prefix}-{stage.value}",
             handle=self.handle,
+            on_tick=self._tick,
         )
+        self.idle = IdleRelease(settings.idle_release_s, release)
+
+    def _tick(self) -> None:
+        self.idle.tick()
 
     def _send(self, topic: str, doc_key: str, value: bytes) -> None:
         self.loop.produce(topic, doc_key.encode(), value)
@@ -126,6 +135,7 @@ class StageRunner:
             docs.append(doc)
         if not docs:
             return
+        self.idle.busy()
         started = time.perf_counter()
         results = process_isolated(self.process, docs)
         per_doc_ms = (time.perf_counter() - started) * 1000 / len(docs)

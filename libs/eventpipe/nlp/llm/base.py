@@ -125,6 +125,11 @@ class Generator(Protocol):
 
     def close(self) -> None: ...
 
+    def release(self) -> None:
+        """Give back what the generator holds that it can load again (a local model's
+        weights); called while the stage is idle. May do nothing."""
+        ...
+
 
 def parse_events(raw: str) -> LLMEvents:
     """The validated events of a raw answer; InvalidOutput says what is wrong otherwise."""
@@ -201,6 +206,9 @@ class LLMBackend:
 
     def close(self) -> None:
         self.generator.close()
+
+    def release(self) -> None:
+        self.generator.release()
 
     def _generate(self, requests: list[Messages]) -> list[str | Exception]:
         try:

@@ -97,6 +97,9 @@ class OpenAIGenerator:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
+    def release(self) -> None:
+        """Nothing to give back: the model lives on the server."""
+
     def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self.response_format == "json_schema":
             return {

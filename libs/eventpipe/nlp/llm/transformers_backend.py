@@ -5,6 +5,7 @@ backend is made, so the base install works without them (the `llm` extra has the
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -133,13 +134,11 @@ class TransformersGenerator:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         if path.suffix == ".gguf":
             path = _converted(path, transformers, dtype, cache_dir)
+        self._path, self._dtype = path, dtype
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         # Left padding: every prompt of a batch then ends where generation starts.
         self.tokenizer.padding_side = "left"
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, local_files_only=True
-        ).to(self.device)
-        self.model.eval()
+        self.model: Any = self._load_model()
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.stop_ids = self._stop_ids()
@@ -211,6 +210,28 @@ class TransformersGenerator:
     def close(self) -> None:
         self._grammars.clear()
 
+    def _load_model(self) -> Any:
+        started = time.perf_counter()
+        model = self._transformers.AutoModelForCausalLM.from_pretrained(
+            self._path, dtype=self._dtype, local_files_only=True
+        ).to(self.device)
+        model.eval()
+        log.info("language model loaded", extra={
+            "device": self.device, "seconds": round(time.perf_counter() - started, 2)})
+        return model
+
+    def release(self) -> None:
+        """Drop the model's weights (and the GPU memory they hold) while the stage is idle;
+        the next `generate()` loads them again. The tokenizer and compiled grammars stay:
+        they are small and slow to rebuild."""
+        if self.model is None:
+            return
+        self.model = None
+        gc.collect()
+        if self.device == "cuda":
+            self._torch.cuda.empty_cache()
+        log.info("language model released")
+
     def _grammar(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema)
         if key not in self._grammars:
@@ -236,6 +257,8 @@ class TransformersGenerator:
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.stop_ids,
         )
+        if self.model is None:
+            self.model = self._load_model()
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,

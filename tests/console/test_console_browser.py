@@ -69,6 +69,12 @@ def test_pause_and_resume_from_the_page(stack: Stack, tmp_path: Path,
     expect(row.locator(".status")).to_have_text("PAUSED", timeout=60_000)
     assert wait_checkpoint(settings, job, lambda c: True)["status"] == "PAUSED"
     expect(row.locator("button[data-action=resume]")).to_be_enabled()
+    # The bar shows the paused share (widths go through CSSOM: the page's CSP forbids inline
+    # style attributes, which would leave every bar full).
+    bar = row.locator(".progress").bounding_box()
+    done = row.locator(".progress > div:not(.failed)").bounding_box()
+    assert bar is not None and done is not None
+    assert 0 < done["width"] < 0.9 * bar["width"]
 
     row.locator("button[data-action=resume]").click()
     expect(row.locator(".status")).to_have_text("COMPLETED", timeout=240_000)

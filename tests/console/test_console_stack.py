@@ -53,9 +53,15 @@ def test_control_a_job_over_http(tmp_path: Path) -> None:
         http = httpx.Client(base_url=base, timeout=60)
         stack_client.append(http)
 
-        sub = run_cli("submit", str(path), "--batch-id", "http_ctl", data_dir=data)
-        assert sub.returncode == 0, sub.stderr
+        # Submitted over HTTP: the body streamed into the data directory, which a resume
+        # re-reads like a submitted file.
+        with path.open("rb") as body:
+            sub = http.post("/api/v1/jobs?batch_id=http_ctl", content=body,
+                            headers={**auth, "Content-Type": "application/x-ndjson"})
+        assert sub.status_code == 201, sub.text
         job = job_id_for("http_ctl")
+        assert sub.json()["job_id"] == job and sub.json()["documents"] == n
+        assert sub.headers["location"] == f"/api/v1/jobs/{job}"
         settings = Settings(data_dir=data)
         wait_checkpoint(settings, job, lambda c: 5 <= c["processed_documents"] < n // 2)
 

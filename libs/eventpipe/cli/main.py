@@ -75,6 +75,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"broker {stack.bootstrap}; services ready in "
               f"{time.monotonic() - started:.1f} s; submitting {path} as batch {batch_id}",
               file=sys.stderr)
+        if (url := stack.state().console_url) is not None:
+            print(f"console: {url} (API token: {stack.state().console_token})",
+                  file=sys.stderr)
         cp = wait_for_job(stack, submit(stack.settings, path, batch_id))
     finally:
         stack.stop()

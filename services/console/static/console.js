@@ -15,6 +15,7 @@ function el(tag, attrs = {}, ...children) {
                                       : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "text") node.textContent = v;
+    else if (k === "style") Object.assign(node.style, v);  // CSSOM: the CSP forbids inline style
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v);
   }
@@ -80,8 +81,8 @@ function jobRow(job) {
     el("td", { title: job.job_id, text: job.batch_id }),
     el("td", {}, el("span", { class: `status ${job.status}`, text: job.status })),
     el("td", {}, el("div", { class: "progress", title: pct(job.processed_documents) },
-      el("div", { class: "failed", style: `width:${pct(job.failed_documents)}` }),
-      el("div", { style: `width:${pct(job.processed_documents)}` }))),
+      el("div", { class: "failed", style: { width: pct(job.failed_documents) } }),
+      el("div", { style: { width: pct(job.processed_documents) } }))),
     el("td", { text: `${job.processed_documents} / ${total}` }),
     el("td", { text: String(job.failed_documents) }),
     el("td", { text: `${job.rate_per_min.toFixed(1)}/min` }),

@@ -103,6 +103,20 @@ def submit(settings: Settings, path: Path, batch_id: str, retry_failed: bool = F
     return sub
 
 
+def retry_failed(settings: Settings, job: str | None) -> Submission:
+    """Send a job's failed documents again, read from the input its checkpoint records (the
+    console's "retry failed"; the CLI's `submit FILE --retry-failed` names the file)."""
+    job_id = resolve_job(settings, job)
+    cp = require_checkpoint(settings, job_id, job)
+    if not cp["failed_documents"]:
+        raise Refused(f"job {job_id} has no failed documents to retry")
+    path = cp["metadata"].get("input_path")
+    if not (path and Path(path).is_file()):
+        raise Refused(f"job {job_id}: its input is not readable here; submit the fixed file "
+                      "with --retry-failed (or POST /api/v1/jobs?retry_failed=true)")
+    return submit(settings, Path(path), cp["batch_id"], retry_failed=True)
+
+
 def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
     producer = make_producer(settings)
     producer.produce(topic, key=key, value=value)

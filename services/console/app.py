@@ -22,7 +22,14 @@ from starlette.exceptions import HTTPException
 
 from eventpipe.api.tokens import Tokens
 from eventpipe.errors import Refused
-from eventpipe.jobs import check_batch_id, default_batch_id, resolve_job, send_control, submit
+from eventpipe.jobs import (
+    check_batch_id,
+    default_batch_id,
+    resolve_job,
+    retry_failed,
+    send_control,
+    submit,
+)
 from eventpipe.models import ControlCommand, JobStatus
 from eventpipe.settings import Settings
 from eventpipe.storage.jsonl import batch_output_path
@@ -135,6 +142,14 @@ def create_app(settings: Settings, tokens: Tokens,
                 for doc_id, f in (cp.get("failures") or {}).items()]
         return {"job_id": cp["job_id"], "total": len(rows),
                 "failures": rows[offset:offset + limit]}
+
+    @api.post("/jobs/{job}/retry-failed", status_code=202, dependencies=[CONTROL],
+              summary="Send the failed documents again from the job's recorded input")
+    def retry(job: str = JOB) -> dict[str, Any]:
+        sub = retry_failed(settings, job)
+        log.info("failed documents re-sent", extra={"job_id": sub.job_id})
+        return {"job_id": sub.job_id, "batch_id": sub.batch_id,
+                "submission_id": sub.submission_id}
 
     def batch_file(job: str, kind: Any) -> Path:
         cp = views.require(resolve_job(settings, job), job)

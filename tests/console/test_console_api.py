@@ -197,3 +197,15 @@ def test_job_gauges_in_metrics(client: TestClient, offline: Settings) -> None:
     assert f'eventpipe_job_status{{{labels},status="PAUSED"}} 0.0' in text
     assert f"eventpipe_job_seconds_since_progress{{{labels}}}" in text
     assert job_id_for("gauged") == job
+
+
+def test_retry_failed_needs_failures_and_a_readable_input(client: TestClient,
+                                                          offline: Settings) -> None:
+    write_job(offline, "clean", "COMPLETED", processed=5)
+    r = client.post("/api/v1/jobs/clean/retry-failed", headers=CONTROL)
+    assert r.status_code == 409 and "no failed documents" in r.json()["detail"]
+    write_job(offline, "lost_input", "COMPLETED", processed=4,
+              failures={"d9": {"stage": "ingest", "error": "line 9 has no `text`"}})
+    r = client.post("/api/v1/jobs/lost_input/retry-failed", headers=CONTROL)
+    assert r.status_code == 409 and "input is not readable here" in r.json()["detail"]
+    assert client.post("/api/v1/jobs/lost_input/retry-failed", headers=READ).status_code == 403

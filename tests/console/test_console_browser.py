@@ -52,7 +52,8 @@ def test_pause_and_resume_from_the_page(stack: Stack, tmp_path: Path,
     n = 300
     lines = corpus_lines(n, seed=41)
     lines[7] = '{"id": "broken", "text": 42}'  # one failure for the failures table
-    job = submit(settings, write_jsonl(tmp_path / "b.jsonl", lines), "browser_batch").job_id
+    path = write_jsonl(tmp_path / "b.jsonl", lines)
+    job = submit(settings, path, "browser_batch").job_id
     wait_checkpoint(settings, job, lambda c: 5 <= c["processed_documents"] < n // 2)
 
     page.goto(f"http://127.0.0.1:{stack.console_port}/")
@@ -89,3 +90,11 @@ def test_pause_and_resume_from_the_page(stack: Stack, tmp_path: Path,
     expect(page.locator("#timeline svg circle").first).to_be_visible()
     if SCREENSHOTS:
         page.screenshot(path=f"{SCREENSHOTS}/console-completed.png", full_page=True)
+
+    # Fixed in the input file, the failed document is sent again from the page.
+    lines[7] = '{"id": "broken", "text": "The council approved the budget on Monday."}'
+    write_jsonl(path, lines)
+    page.click("#retry-failed")
+    cp = wait_checkpoint(settings, job, lambda c: c["failed_documents"] == 0)
+    assert cp["processed_documents"] == n and cp["status"] == "COMPLETED"
+    expect(page.locator("#no-failures")).to_be_visible()

@@ -107,6 +107,18 @@ async function drawDetail(job) {
     el("td", { text: f.doc_id }), el("td", { text: f.stage }),
     el("td", { text: errorClass(f.error) }), el("td", { text: f.error }))));
   $("#no-failures").hidden = total > 0;
+  const retry = $("#retry-failed");
+  retry.hidden = total === 0 || job.status === "STOPPED";
+  retry.onclick = async () => {
+    try {
+      await api(`/jobs/${job.job_id}/retry-failed`, { method: "POST" });
+      say("");
+      loadedResults = null;
+    } catch (e) {
+      say(`retry refused: ${e.message}`);
+    }
+    refresh();
+  };
   if (job.status !== "COMPLETED" || loadedResults === job.job_id) return;
   loadedResults = job.job_id;
   try {

@@ -51,8 +51,9 @@ class Settings(BaseSettings):
         "waiting fetch when records arrive add up to this much latency per stage).",
     )
     partition_assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
-        "range", description="Consumer partition.assignment.strategy; cooperative-sticky moves "
-        "only the partitions that change owner on a rebalance (the Helm chart sets it).",
+        "cooperative-sticky", description="Consumer partition.assignment.strategy; "
+        "cooperative-sticky moves only the partitions that change owner on a rebalance, the "
+        "others keep working (tests/integration/test_assignment.py, embedded broker).",
     )
     max_message_bytes: int = Field(
         8_000_000, ge=1024, description="Largest message a service produces; larger documents fail."
@@ -115,8 +116,8 @@ class Settings(BaseSettings):
         None, description="spaCy pipeline name or path, tried before the bundled fallbacks."
     )
     max_document_chars: int = Field(
-        500_000, ge=1000, description="Longest document text (characters) ingest accepts: the "
-        "most the stages hold within their memory limits (measured: docs/deployment.md).",
+        300_000, ge=1000, description="Longest document text (characters) ingest accepts: the "
+        "most ner and dp hold within a 2 GiB limit (bench/doc_memory.py, docs/deployment.md).",
     )
     stage_batch_size: int = Field(
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."

@@ -22,7 +22,7 @@ FULLNAME = f"{RELEASE}-eventpipe"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest the
 # validator knows.
 KUBE_VERSIONS = ["1.25.0", kubernetes_validate.latest_version()]
-CRD_KINDS = {"ScaledObject", "ServiceMonitor"}
+CRD_KINDS = {"ScaledObject", "ServiceMonitor", "KafkaTopic", "KafkaUser"}
 
 SERVICES = ["checkpoint", "dp", "ingest", "linker", "llm", "ner", "sink"]
 DATA_SERVICES = {"ingest", "sink", "checkpoint", "linker"}
@@ -63,6 +63,7 @@ ALL_FEATURES: dict[str, Any] = {
     "metrics": {"serviceMonitor": {"enabled": True,
                                    "labels": {"release": "kube-prometheus-stack"}}},
     "imagePullSecrets": [{"name": "regcred"}],
+    "strimzi": {"cluster": "my-cluster", "user": {"enabled": True}},
 }
 
 
@@ -643,3 +644,58 @@ def test_production_values_are_checked(chart: helm.Chart, values: dict[str, Any]
                                        complaint: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=re.escape(complaint)):
         chart.validate_schema(values)
+
+
+STRIMZI = {"strimzi": {"cluster": "my-cluster", "topics": {"enabled": True},
+                       "user": {"enabled": True}},
+           "hooks": {"createTopics": False}}
+
+
+def test_strimzi_topics_carry_the_library_topic_specs(chart: helm.Chart) -> None:
+    from eventpipe.kafka.topics import topic_specs
+    from eventpipe.settings import Settings
+
+    docs = render(chart, STRIMZI)
+    validate_strictly(docs)
+    config = by_kind(docs, "ConfigMap")[f"{FULLNAME}-config"]["data"]
+    settings = Settings.model_validate(
+        {k.removeprefix("EVENTPIPE_").lower(): v for k, v in config.items()})
+    topics = {t["spec"]["topicName"]: t for t in by_kind(docs, "KafkaTopic").values()}
+    specs = topic_specs(settings)
+    assert sorted(topics) == sorted(s.name for s in specs)
+    for spec in specs:
+        topic = topics[spec.name]
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "my-cluster"
+        # Deleting a KafkaTopic deletes the topic: never on uninstall.
+        assert topic["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert topic["spec"]["partitions"] == spec.partitions
+        assert topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"] == dict(spec.config), spec.name
+    # The operator creates the topics: no setup Job.
+    assert not by_kind(docs, "Job")
+
+
+def test_strimzi_user_acls(chart: helm.Chart) -> None:
+    [user] = by_kind(render(chart, STRIMZI), "KafkaUser").values()
+    assert user["metadata"]["name"] == "eventpipe"
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    acls = {(a["resource"]["type"], a["resource"].get("name"), a["resource"].get("patternType")):
+            set(a["operations"]) for a in user["spec"]["authorization"]["acls"]}
+    assert acls[("topic", "eventpipe.", "prefix")] == {"Read", "Write", "Describe",
+                                                        "DescribeConfigs"}
+    assert acls[("group", "eventpipe-", "prefix")] == {"Read", "Describe"}
+    assert acls[("cluster", None, None)] == {"IdempotentWrite"}
+    # With the setup Job creating the topics, it may create and fix their configs too.
+    [user] = by_kind(render(chart, {"strimzi": {"cluster": "c", "user": {"enabled": True}}}),
+                     "KafkaUser").values()
+    topic_ops = next(set(a["operations"]) for a in user["spec"]["authorization"]["acls"]
+                     if a["resource"]["type"] == "topic")
+    assert {"Create", "AlterConfigs"} <= topic_ops
+
+
+def test_strimzi_conflicts_are_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match="let one of them create the topics"):
+        render(chart, {"strimzi": {"cluster": "c", "topics": {"enabled": True}}})
+    with pytest.raises(helm.HelmRenderError, match=re.escape("strimzi.cluster is empty")):
+        render(chart, {"strimzi": {"user": {"enabled": True}}})

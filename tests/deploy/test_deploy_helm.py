@@ -140,7 +140,8 @@ def test_defaults_render_valid_manifests(default_docs: list[dict[str, Any]]) -> 
     kinds = sorted(doc["kind"] for doc in default_docs)
     assert kinds == sorted(["ConfigMap", "PersistentVolumeClaim", "Job", "NetworkPolicy",
                             "ServiceAccount"]
-                           + ["Deployment", "Service", "NetworkPolicy"]  # the console
+                           + ["Deployment", "Service", "NetworkPolicy",
+                              "PodDisruptionBudget"]  # the console
                            + ["Service"] * len(SERVICES)
                            + ["Deployment", "PodDisruptionBudget"] * len(STAGES)
                            + ["StatefulSet"] * len(SINGLETONS))
@@ -478,6 +479,12 @@ def test_a_disruption_budget_covers_every_stage(default_docs: list[dict[str, Any
         else:
             # One replica at most: a budget would only block node drains.
             assert not covering, service
+    # The console scales by replicas as well.
+    console = by_kind(default_docs, "Deployment")[f"{FULLNAME}-console"]
+    labels = console["spec"]["template"]["metadata"]["labels"]
+    [budget] = [b for b in budgets
+                if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+    assert budget["spec"]["maxUnavailable"] == 1
 
 
 def test_the_singletons_are_stateful_sets(default_docs: list[dict[str, Any]],

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test run test test-slow lint bench bench-llm bench-quality lock clean
+.PHONY: install install-test kafka run test test-slow lint bench bench-llm bench-quality lock clean
 
 # The project and what it needs to run (no test tools, no torch). Re-installs only when
 # pyproject.toml changed (the package itself is editable).
@@ -24,10 +24,23 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,llm]'
 	touch $(TEST_STAMP)
 
+# Apache Kafka for `--broker kafka` and the tests on both brokers: the jars pinned in pom.xml,
+# copied from Maven Central into .kafka/libs (git-ignored). Fetches only when pom.xml changed.
+KAFKA_STAMP := .kafka/.installed
+
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): pom.xml
+	@command -v java >/dev/null 2>&1 || { echo "make kafka: Java not found: install OpenJDK 17 or newer (Debian: apt-get install openjdk-17-jre-headless)" >&2; exit 2; }
+	@command -v mvn >/dev/null 2>&1 || { echo "make kafka: Maven not found: install Maven 3.8 or newer (Debian: apt-get install maven)" >&2; exit 2; }
+	rm -rf .kafka/libs
+	mvn --batch-mode --quiet dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=.kafka/libs
+	touch $(KAFKA_STAMP)
+
 run: install
 	$(BIN)/eventpipe run examples/news_sample.jsonl
 
-test: install-test
+test: install-test kafka
 	$(BIN)/ruff check libs services tests bench schemas examples
 	$(BIN)/mypy libs services
 	$(BIN)/pytest
@@ -56,4 +69,4 @@ lock: install
 		--generate-hashes --no-header -o docker/requirements/llm.txt
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kafka data .pytest_cache .mypy_cache .ruff_cache

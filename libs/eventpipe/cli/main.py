@@ -30,7 +30,7 @@ from eventpipe.jobs import (
     submit,
 )
 from eventpipe.kafka.clients import make_admin, make_producer
-from eventpipe.kafka.errors import KafkaSetupError
+from eventpipe.kafka.errors import BrokerConfigError, KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.logs import setup_logging
 from eventpipe.models import ControlCommand, Submission
@@ -218,6 +218,11 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+BROKERS = ("embedded", "kafka")
+BROKER_HELP = ("local broker: embedded (default, memory only) or kafka (Apache Kafka from "
+               "`make kafka`, data on disk); env EVENTPIPE_BROKER")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eventpipe", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -231,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
                          help="process a JSONL file end to end on this machine")
     run.add_argument("input", help="JSONL file, one object with `id` and `text` per line")
     run.add_argument("--batch-id", help="names the batch; the same id continues the same job")
+    run.add_argument("--broker", help=BROKER_HELP)
     run.set_defaults(func=cmd_run)
 
     s = sub.add_parser("submit", parents=[data_dir], help="send a batch to the running stack")
@@ -261,8 +267,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--interval", type=float, default=5.0, help="seconds (default 5)")
     m.set_defaults(func=cmd_monitor)
 
-    for name, func, text in [("up", cmd_up, "start the stack in the background"),
-                             ("down", cmd_down, "stop the background stack"),
+    sub.add_parser("up", parents=[data_dir], help="start the stack in the background"
+                   ).set_defaults(func=cmd_up)
+    sub.choices["up"].add_argument("--broker", help=BROKER_HELP)
+    for name, func, text in [("down", cmd_down, "stop the background stack"),
                              ("ps", cmd_ps, "list the stack's processes")]:
         sub.add_parser(name, parents=[data_dir], help=text).set_defaults(func=func)
 
@@ -302,8 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
     setup_logging("WARNING")
     try:
+        if getattr(args, "broker", None) is not None:
+            if args.broker not in BROKERS:
+                raise UsageError(f"unknown broker {args.broker!r}: use embedded or kafka")
+            settings = settings.model_copy(update={"broker": args.broker})
         sys.exit(args.func(args, settings))
-    except UsageError as exc:
+    except (UsageError, BrokerConfigError) as exc:
         print(f"eventpipe: {exc}", file=sys.stderr)
         sys.exit(2)
     except (StackError, KafkaSetupError, KafkaException, TimeoutError) as exc:

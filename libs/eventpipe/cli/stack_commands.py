@@ -15,6 +15,7 @@ from eventpipe.models import JobStatus
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack, StackError, StackState, stack_status
 
+BROKER_NAMES = {"embedded": "embedded broker", "kafka": "Apache Kafka", "cluster": "cluster"}
 ENDED = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
 
 
@@ -32,26 +33,37 @@ def attached_settings(settings: Settings) -> Settings:
         raise UsageError(f"no stack is running for {settings.data_dir} (start one with "
                          "`eventpipe up`, or set EVENTPIPE_KAFKA_BOOTSTRAP)")
     if not state.broker_alive():
-        raise UsageError("the stack's embedded broker is not running: `eventpipe up` "
-                         "starts it again")
+        raise UsageError(f"the stack's {BROKER_NAMES[state.broker_kind]} is not running: "
+                         "`eventpipe up` starts it again")
     return settings.model_copy(update={"kafka_bootstrap": state.bootstrap})
 
 
 def up(settings: Settings, timeout_s: float = 180.0) -> int:
     path = state_path(settings)
     state = StackState.load(path)
-    if state is not None and state.broker_alive():
+    if (state is not None and state.local_broker and "broker" in settings.model_fields_set
+            and settings.broker != state.broker_kind):
+        raise UsageError(f"the stack of {settings.data_dir} runs the "
+                         f"{BROKER_NAMES[state.broker_kind]}: `eventpipe down` before "
+                         f"starting it with --broker {settings.broker}")
+    if state is not None and (state.broker_alive() or state.broker_kind == "kafka"):
         stack = Stack.attach(settings, state)
+        if not state.broker_alive():
+            # Apache Kafka kept everything on disk: start it again on the same port and
+            # data; the services that still run reconnect by themselves.
+            print("Apache Kafka had stopped; starting it again on its data", file=sys.stderr)
+            stack.restart_broker()
         dead = [name for name, proc in stack.procs.items() if not proc.alive()]
-        if not dead:
+        if not dead and state.broker_alive():
             print(f"already running (broker {state.bootstrap}); nothing started")
             return 0
-        print(f"starting again: {', '.join(dead)}", file=sys.stderr)
+        if dead:
+            print(f"starting again: {', '.join(dead)}", file=sys.stderr)
         for name in dead:
             stack.spawn(name)
         stack.wait_ready(timeout_s, dead)
     else:
-        if state is not None:  # the broker died: nothing the services hold is valid
+        if state is not None:  # the embedded broker died and took every topic with it
             Stack.attach(settings, state).stop()
             print("the embedded broker had died; starting the whole stack again",
                   file=sys.stderr)
@@ -80,18 +92,21 @@ def down(settings: Settings, timeout_s: float = 60.0) -> int:
         return 0
     Stack.attach(settings, state).stop(timeout_s)
     path.unlink(missing_ok=True)
-    print("stack stopped (embedded broker state is gone; the checkpoint files keep every job)"
-          if state.embedded else "services stopped")
+    print({"embedded": "stack stopped (embedded broker state is gone; the checkpoint files "
+                        "keep every job)",
+           "kafka": "stack stopped (Apache Kafka keeps its topics in "
+                    f"{settings.data_dir.resolve() / 'kafka'})"}.get(state.broker_kind,
+                                                                   "services stopped"))
     return 0
 
 
 def print_ps(state: StackState) -> None:
-    print(f"bootstrap: {state.bootstrap} ({'embedded broker' if state.embedded else 'cluster'})")
+    print(f"bootstrap: {state.bootstrap} ({BROKER_NAMES[state.broker_kind]})")
     if state.console_url:
         print(f"console: {state.console_url} (API token: {state.console_token})")
-    print(f"{'NAME':<12}{'PID':>8}  {'STATUS':<8}  LOG")
+    print(f"{'NAME':<16}{'PID':>8}  {'STATUS':<8}  LOG")
     for row in stack_status(state):
-        print(f"{row['name']:<12}{row['pid'] or '-':>8}  {row['status']:<8}  {row['log']}")
+        print(f"{row['name']:<16}{row['pid'] or '-':>8}  {row['status']:<8}  {row['log']}")
 
 
 def ps(settings: Settings) -> int:

@@ -42,7 +42,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -75,7 +75,7 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> None:
-        if _port_open(self.port):
+        if port_open(self.port):
             raise BrokerStartError(f"port {self.port} is already in use")
         url = f"tcp://127.0.0.1:{self.port}"
         log: IO[bytes] | int = (
@@ -95,7 +95,7 @@ class EmbeddedBroker:
         if not isinstance(log, int):
             log.close()
         deadline = time.monotonic() + timeout_s
-        while not _port_open(self.port):
+        while not port_open(self.port):
             if self.process.poll() is not None:
                 raise BrokerStartError(
                     f"embedded broker exited with code {self.process.returncode}"

@@ -3,4 +3,9 @@ class KafkaSetupError(Exception):
 
 
 class BrokerStartError(KafkaSetupError):
-    """The embedded broker binary is missing or did not start."""
+    """A local broker (embedded or Apache Kafka) did not start."""
+
+
+class BrokerConfigError(BrokerStartError):
+    """A local broker cannot start because of what it was given (no Java, no Kafka jars, a
+    port in use, a log directory that is not its own): the user's to fix, exit code 2."""

@@ -198,6 +198,13 @@ def ensure_topics(
             for s in specs
             if s.name not in meta or len(meta[s.name].partitions) != s.partitions
         ]
+        # Apache Kafka lists a new topic before its partitions have leaders; a client
+        # reaching it then gets NOT_LEADER_FOR_PARTITION. Ready means every one is led.
+        wrong += [
+            f"{s.name} (partition {p.id} has no leader yet)"
+            for s in specs if s.name in meta
+            for p in meta[s.name].partitions.values() if p.leader < 0 or p.error is not None
+        ]
         if not wrong:
             break
         if time.monotonic() > deadline:

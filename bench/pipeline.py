@@ -8,7 +8,10 @@
 Both are timed after their start-up. Prints docs/s for each, how many documents' entities and
 triplets differ from the baseline's, and as its last line `ratio: <b/a>`.
 
-    .venv/bin/python bench/pipeline.py [--docs 1000] [--seed 3]
+    .venv/bin/python bench/pipeline.py [--docs 1000] [--seed 3] [--broker tansu|kafka]
+
+`--broker kafka` runs (b) on a local Apache Kafka (`make kafka`) instead of the embedded
+Tansu broker; its start-up is not counted either.
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ def baseline(docs: list[dict[str, Any]], out: Path) -> tuple[float, float, dict[
     return time.perf_counter() - started, time.process_time() - cpu_started, results
 
 
-def pipeline(docs_path: Path, data_dir: Path) -> tuple[float, float, dict[str, Any]]:
+def pipeline(docs_path: Path, data_dir: Path, broker: str = "embedded"
+             ) -> tuple[float, float, dict[str, Any]]:
     settings = Settings(data_dir=data_dir, topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
-                        checkpoint_flush_interval_s=0.2)
+                        checkpoint_flush_interval_s=0.2, broker=broker)
     stack = Stack(settings)
     t0 = time.perf_counter()
     stack.start()
@@ -106,6 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--broker", choices=["tansu", "kafka"], default="tansu",
+                        help="the broker of (b): embedded Tansu or a local Apache Kafka")
     args = parser.parse_args()
 
     docs = generate_documents(args.docs, seed=args.seed)
@@ -116,14 +122,15 @@ def main() -> None:
         docs_path.write_text("".join(json.dumps(d) + "\n" for d in docs))
 
         base_s, base_cpu_s, base = baseline(docs, tmpdir / "baseline.jsonl")
-        startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data")
+        startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data",
+                                              "kafka" if args.broker == "kafka" else "embedded")
 
     a, b = len(docs) / base_s, len(docs) / pipe_s
     print(f"corpus: {len(docs)} documents, {words} words")
     print(f"(a) baseline, one process, nlp.pipe: {base_s:7.2f} s  {a:7.1f} docs/s  "
           f"(CPU {base_cpu_s:.2f} s)")
-    print(f"(b) eventpipe, {startup_s:.1f} s start-up not counted: {pipe_s:7.2f} s  "
-          f"{b:7.1f} docs/s")
+    print(f"(b) eventpipe on {args.broker}, {startup_s:.1f} s start-up not counted: "
+          f"{pipe_s:7.2f} s  {b:7.1f} docs/s")
     print(f"documents missing from eventpipe's results: {len(set(base) - set(piped))}")
     print(f"documents whose entities differ: {differences(base, piped, 'entities')}")
     print(f"documents whose triplets differ: {differences(base, piped, 'triplets')}")

@@ -11,7 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
+from eventpipe.kafka.errors import BrokerConfigError
+from eventpipe.kafka.local_kafka import find_java, find_kafka_libs
 from eventpipe.nlp.corpus import generate_documents
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
@@ -150,15 +154,10 @@ def read_checkpoint_or_none(settings: Settings, job_id: str) -> dict[str, Any] |
 def kafka_libs_or_skip() -> Path:
     """The Apache Kafka jars of `make kafka`; without them a test skips, or fails under CI
     (where `.ci/run` has fetched them)."""
-    from eventpipe.kafka.errors import BrokerConfigError
-    from eventpipe.kafka.local_kafka import find_kafka_libs, find_java
-
     try:
         find_java()
         return find_kafka_libs()
     except BrokerConfigError as exc:
         if os.environ.get("CI") == "true":
             raise AssertionError(f"Apache Kafka is needed under CI: {exc}") from None
-        import pytest
-
         pytest.skip(f"Apache Kafka tests: {exc}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from elasticsearch import Elasticsearch
 from pydantic import SecretStr
 
@@ -27,6 +28,9 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_checkpoint_or_none, read_results, write_jsonl
+
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
 
 DOCS = int(os.environ.get("EVENTPIPE_CHAOS_DOCS", "300"))
 KILLS = {"ingest": 2, "ner": 2, "dp": 2, "llm": 2, "linker": 2, "sink": 3, "checkpoint": 3}

@@ -19,6 +19,9 @@ from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint
 
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
+
 MB = 1024 * 1024
 
 

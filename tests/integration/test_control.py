@@ -20,6 +20,9 @@ from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, run_cli, wait_checkpoint, write_jsonl
 
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
+
 
 def processed(settings: Settings, batch_id: str) -> int:
     path = settings.checkpoint_dir / f"{job_id_for(batch_id)}.json"

@@ -15,6 +15,9 @@ from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
 
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
+
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "checkpoint.schema.json").read_text())
 
 MALFORMED = {

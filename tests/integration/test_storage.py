@@ -23,6 +23,9 @@ from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import TcpProxy, corpus_lines, read_results, wait_checkpoint, write_jsonl
 
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
+
 # ~100 KB. The filler has no entities or triplets: the Elasticsearch emulator used in tests
 # slows down quadratically with nested objects per document (a real cluster does not).
 AWKWARD = ('He said "no" \\ then \'yes\'\ttab\r\x01\x1f and 🎉🚀 emoji; NUL here:\x00 end. '

@@ -31,6 +31,22 @@ from helpers import (
 MALFORMED = ["{not json", '["an array"]', '{"id": "no-text"}']
 
 
+def foreign_cleanup_policies(bootstrap: str, topics: list[str]) -> dict[str, str]:
+    """cleanup.policy of each topic as kafka-python (a pure-Python client) describes it."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics], config_filter="all")
+    finally:
+        admin.close()
+    by_topic = next(v for k, v in described.items() if str(k).lower().endswith("topic"))
+    out = {}
+    for topic in topics:
+        entry = by_topic[topic]["cleanup.policy"]
+        out[topic] = entry["value"] if isinstance(entry, dict) else entry
+    return out
+
+
 def stack_state(data: Path) -> StackState:
     state = StackState.load(data.resolve() / "run" / "stack.json")
     assert state is not None
@@ -84,17 +100,8 @@ def test_sigkill_apache_kafka_mid_batch_then_up_completes_exactly_once(tmp_path:
         assert set(counts) == valid_ids and max(counts.values()) == 1
 
         # Another client (kafka-python, not librdkafka) reads the topics' configs.
-        admin = KafkaAdminClient(bootstrap_servers=state.bootstrap)
-        try:
-            described = admin.describe_configs([
-                ConfigResource(ConfigResourceType.TOPIC, f"eventpipe.{name}")
-                for name in ("checkpoints", "control", "docs")])
-        finally:
-            admin.close()
-        policies = {}
-        for response in described:
-            for _code, _msg, _type, topic, entries in response.resources:
-                policies[topic] = {e[0]: e[1] for e in entries}["cleanup.policy"]
+        policies = foreign_cleanup_policies(
+            state.bootstrap, [f"eventpipe.{n}" for n in ("checkpoints", "control", "docs")])
         assert policies == {"eventpipe.checkpoints": "compact", "eventpipe.control": "compact",
                             "eventpipe.docs": "delete"}
     finally:

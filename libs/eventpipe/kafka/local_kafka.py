@@ -23,7 +23,6 @@ from eventpipe.kafka.errors import BrokerConfigError, BrokerStartError
 from eventpipe.processes import die_with_parent
 
 KAFKA_MAIN = "kafka.Kafka"  # also how `ps` and pid checks recognise the process
-NODE_ID = 1
 
 # The broker's own log: warnings, plus start/stop and the log cleaner (compaction) at INFO.
 LOG4J2 = """\
@@ -95,7 +94,10 @@ def _bindable(port: int) -> bool:
 
 class LocalKafka:
     """One KRaft node under `home` (config in it, log directory `home/data`); its output goes
-    to `log_path`. Ports are kept in the config, so the next start reuses them."""
+    to `log_path`. Ports are kept in the config, so the next start reuses them.
+
+    Alone it is its own quorum. Several on loopback make a cluster (tests): give each its
+    `node_id`, the same `voters` ({node id: controller port}) and the same `cluster_id`."""
 
     def __init__(
         self,
@@ -108,6 +110,10 @@ class LocalKafka:
         tie_to_parent: bool = True,
         min_insync_replicas: int = 1,
         extra_config: dict[str, str] | None = None,
+        node_id: int = 1,
+        voters: dict[int, int] | None = None,
+        cluster_id: str | None = None,
+        controller_port: int = 0,
     ) -> None:
         self.home = home
         self.log_dir = home / "data"
@@ -119,10 +125,13 @@ class LocalKafka:
         self.tie_to_parent = tie_to_parent
         self.min_insync_replicas = min_insync_replicas
         self.extra_config = extra_config or {}
-        self.port, self.controller_port = self._ports(port)
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.port, self.controller_port = self._ports(port, controller_port)
+        self.voters = voters or {node_id: self.controller_port}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def _ports(self, port: int) -> tuple[int, int]:
+    def _ports(self, port: int, controller_port: int) -> tuple[int, int]:
         """A restart keeps the ports of the last start, so clients and the recorded stack
         find the broker where it was; a given port wins for the client listener."""
         stored: dict[str, str] = {}
@@ -135,7 +144,7 @@ class LocalKafka:
         except (KeyError, ValueError, IndexError):
             old_port = old_cport = 0
         client = port or old_port or free_port()
-        controller = old_cport or free_port()
+        controller = controller_port or old_cport or free_port()
         while controller == client:
             controller = free_port()
         return client, controller
@@ -151,8 +160,9 @@ class LocalKafka:
     def config(self) -> dict[str, str]:
         conf = {
             "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(
+                f"{node}@127.0.0.1:{port}" for node, port in sorted(self.voters.items())),
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
                          f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -163,10 +173,10 @@ class LocalKafka:
             # eventpipe creates every topic with its partitions and configs; a typo must fail,
             # not make a topic with broker defaults.
             "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": str(len(self.voters)),
             "offsets.topic.num.partitions": "5",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(len(self.voters)),
+            "transaction.state.log.min.isr": str(self.min_insync_replicas),
             "transaction.state.log.num.partitions": "5",
             "min.insync.replicas": str(self.min_insync_replicas),
             "group.initial.rebalance.delay.ms": "0",
@@ -181,7 +191,7 @@ class LocalKafka:
             return False
         try:
             props = read_properties(meta)
-            ok = bool(props.get("cluster.id")) and props.get("node.id") == str(NODE_ID)
+            ok = bool(props.get("cluster.id")) and props.get("node.id") == str(self.node_id)
         except OSError:
             ok = False
         if not ok:
@@ -228,9 +238,10 @@ class LocalKafka:
         self._wait_ready(timeout_s, start_at)
 
     def _format(self, java: str, libs: Path) -> None:
+        # `--cluster-id=ID` in one argument: an id may start with "-".
         result = subprocess.run(
             self._java_command(java, libs, "kafka.tools.StorageTool", "format",
-                               f"--cluster-id={new_cluster_id()}",  # may start with "-"
+                               f"--cluster-id={self.cluster_id or new_cluster_id()}",
                                "--config", str(self.config_path)),
             capture_output=True, text=True, check=False, timeout=300,
         )

@@ -36,7 +36,7 @@ from helpers import (
     write_jsonl,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 NODES = (1, 2, 3)
 DOCS = 300
 

@@ -22,7 +22,8 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from helpers import corpus_lines, wait_checkpoint, write_jsonl
 
-pytestmark = pytest.mark.kafka_only
+# Three stacks and the log cleaner's passes: beyond the suite's 300 s on a loaded machine.
+pytestmark = [pytest.mark.kafka_only, pytest.mark.timeout(1200)]
 
 # The cleaner considers a segment once it is closed: roll every second, clean at any dirt,
 # drop tombstones on the next pass.

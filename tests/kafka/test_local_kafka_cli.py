@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from eventpipe.models import job_id_for
@@ -53,12 +54,14 @@ def stack_state(data: Path) -> StackState:
     return state
 
 
+# Two JVM starts and a batch: minutes on a loaded machine, beyond the suite's 300 s default.
+@pytest.mark.timeout(1200)
 def test_sigkill_apache_kafka_mid_batch_then_up_completes_exactly_once(tmp_path: Path) -> None:
     kafka_libs_or_skip()
     data = tmp_path / "data"
-    lines = corpus_lines(400, seed=12)
+    lines = corpus_lines(250, seed=12)
     for i, bad in enumerate(MALFORMED):
-        lines.insert(50 + 120 * i, bad)
+        lines.insert(40 + 80 * i, bad)
     path = write_jsonl(tmp_path / "batch.jsonl", lines)
     valid_ids = {json.loads(line)["id"] for line in lines if line not in MALFORMED}
     settings = Settings(data_dir=data)
@@ -77,7 +80,7 @@ def test_sigkill_apache_kafka_mid_batch_then_up_completes_exactly_once(tmp_path:
         assert submitted.returncode == 0, submitted.stderr[-2000:]
         cp = wait_checkpoint(settings, job_id, lambda c: c["processed_documents"] >= 20,
                              timeout_s=300)
-        assert cp["processed_documents"] < 400, "the batch ended before the broker was killed"
+        assert cp["processed_documents"] < 250, "the batch ended before the broker was killed"
         os.kill(state.broker_pid, signal.SIGKILL)
         assert wait_gone(state.broker_pid, 10)
         killed_at = cp["processed_documents"]
@@ -90,10 +93,10 @@ def test_sigkill_apache_kafka_mid_batch_then_up_completes_exactly_once(tmp_path:
 
         final = wait_checkpoint(settings, job_id, lambda c: c["status"] in (
             "COMPLETED", "FAILED", "STOPPED"), timeout_s=400)
-        print(f"\nbroker SIGKILLed at {killed_at}/403 processed; final {final['status']}")
+        print(f"\nbroker SIGKILLed at {killed_at}/253 processed; final {final['status']}")
         assert final["status"] == "COMPLETED"
-        assert final["total_documents"] == 403
-        assert final["processed_documents"] == len(final["processed_doc_ids"]) == 400
+        assert final["total_documents"] == 253
+        assert final["processed_documents"] == len(final["processed_doc_ids"]) == 250
         assert set(final["processed_doc_ids"]) == valid_ids
         assert final["failed_documents"] == len(final["failed_doc_ids"]) == 3
         counts = Counter(r["id"] for r in read_results(results_path(data, "kafka_kill")))
@@ -109,6 +112,7 @@ def test_sigkill_apache_kafka_mid_batch_then_up_completes_exactly_once(tmp_path:
     assert down.returncode == 0 and "keeps its topics" in down.stdout, down.stdout
 
 
+@pytest.mark.timeout(1200)
 def test_down_then_up_finds_the_topics_and_the_job(tmp_path: Path) -> None:
     """A stack stopped with `down` and started again keeps the job without a restore from
     the checkpoint files: the files are moved away, the job is still known."""

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from eventpipe.kafka.local_kafka import LocalKafka
 
@@ -163,7 +164,7 @@ def latency(bootstrap: str, transactional: bool, rate: int, seconds: float,
         while not stop.is_set():
             for m in reader.consume(100, 0.1):
                 if m.error() is None:
-                    seen.append((time.time() - json.loads(m.value())["t"]) * 1000)
+                    seen.append((time.time() - json.loads(m.value() or b"{}")["t"]) * 1000)
 
     reader_thread = threading.Thread(target=read, daemon=True)
     reader_thread.start()
@@ -233,13 +234,19 @@ def recovery(bootstrap: str, protocol: str, workdir: Path) -> float:
             rows = [line.split() for line in out.read_text().splitlines() if line]
             return {int(p) for t, p in rows if float(t) >= since}
 
+        # The victim's partitions: those it received from once both members had records
+        # (no rebalance happens between then and the kill).
         deadline = time.monotonic() + 120
         while not (partitions(outs[0]) and partitions(outs[1])):
             if time.monotonic() > deadline:
                 raise SystemExit(f"{protocol}: the two members never both received records")
             time.sleep(0.2)
-        time.sleep(2)
-        victim_parts = partitions(outs[1], time.time() - 1.5)
+        both_since = time.time()
+        time.sleep(3)
+        while not (victim_parts := partitions(outs[1], both_since)):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{protocol}: the victim stopped receiving records")
+            time.sleep(0.2)
         killed_at = time.time()
         os.kill(members[1].pid, signal.SIGKILL)
         members[1].wait()
@@ -272,25 +279,19 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="records/s of the latency run")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3, help="recovery runs per protocol")
+    parser.add_argument("--recovery-only", action="store_true", help="skip the hop runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="eventpipe-kafka-bench-") as tmp, LocalKafka(
             Path(tmp) / "kafka", extra_config=BROKER_CONFIG) as kafka:
         b = kafka.bootstrap
         # Alternate the two modes so that machine noise hits both alike.
-        alo, txn = [], []
-        for _ in range(2):
+        alo: list[float] = []
+        txn: list[float] = []
+        for _ in range(0 if args.recovery_only else 2):
             alo.append(throughput(b, False, args.records, args.batch))
             txn.append(throughput(b, True, args.records, args.batch))
-        lat_alo = latency(b, False, args.rate, args.seconds, args.batch)
-        lat_txn = latency(b, True, args.rate, args.seconds, args.batch)
-        print(f"hop throughput, {args.records} x 1 KB, batch {args.batch} "
-              f"(best of {len(alo)}):")
-        print(f"  at-least-once  {max(alo):8.0f} rec/s   runs {[round(x) for x in alo]}")
-        print(f"  transactional  {max(txn):8.0f} rec/s   runs {[round(x) for x in txn]}")
-        print(f"  ratio transactional / at-least-once: {max(txn) / max(alo):.2f}")
-        for name, lat in (("at-least-once", lat_alo), ("transactional", lat_txn)):
-            print(f"  latency per hop {name:<14} median {statistics.median(lat):7.1f} ms  "
-                  f"p99 {pct(lat, 0.99):7.1f} ms  ({len(lat)} records)")
+        if not args.recovery_only:
+            hop_report(b, args, alo, txn)
         classic: list[float] = []
         kip848: list[float] = []
         for _ in range(args.rounds):
@@ -301,6 +302,21 @@ def main() -> None:
               f"runs {[round(x, 1) for x in classic]}")
         print(f"  KIP-848 (protocol consumer) median {statistics.median(kip848):5.1f} s  "
               f"runs {[round(x, 1) for x in kip848]}")
+
+
+def hop_report(b: str, args: argparse.Namespace, alo: list[float], txn: list[float]) -> None:
+    """Latency runs, then the throughput and latency lines."""
+    if alo:
+        lat_alo = latency(b, False, args.rate, args.seconds, args.batch)
+        lat_txn = latency(b, True, args.rate, args.seconds, args.batch)
+        print(f"hop throughput, {args.records} x 1 KB, batch {args.batch} "
+              f"(best of {len(alo)}):")
+        print(f"  at-least-once  {max(alo):8.0f} rec/s   runs {[round(x) for x in alo]}")
+        print(f"  transactional  {max(txn):8.0f} rec/s   runs {[round(x) for x in txn]}")
+        print(f"  ratio transactional / at-least-once: {max(txn) / max(alo):.2f}")
+        for name, lat in (("at-least-once", lat_alo), ("transactional", lat_txn)):
+            print(f"  latency per hop {name:<14} median {statistics.median(lat):7.1f} ms  "
+                  f"p99 {pct(lat, 0.99):7.1f} ms  ({len(lat)} records)")
 
 
 if __name__ == "__main__":

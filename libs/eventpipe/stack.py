@@ -200,11 +200,6 @@ class Stack:
         self.settings = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap,
                                              **timeouts})
 
-    def restart_broker(self) -> None:
-        """Start the recorded local broker again on its port (Apache Kafka: and its data)."""
-        self.start_broker(int(self.bootstrap.rsplit(":", 1)[1]))
-        self.prepare_broker()
-
     def prepare_broker(self) -> None:
         """Topics first; then, on a broker without eventpipe's state, the state from the
         checkpoint files, before any service consumes."""

@@ -15,6 +15,9 @@ from eventpipe.kafka.topics import (
 )
 from eventpipe.settings import Settings
 
+# On the embedded broker and on Apache Kafka (tests/conftest.py).
+pytestmark = pytest.mark.both_brokers
+
 
 def test_topics_are_created_with_their_configs(settings: Settings) -> None:
     settings = settings.model_copy(update={"max_message_bytes": 2_000_000,

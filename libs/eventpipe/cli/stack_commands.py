@@ -46,28 +46,30 @@ def up(settings: Settings, timeout_s: float = 180.0) -> int:
         raise UsageError(f"the stack of {settings.data_dir} runs the "
                          f"{BROKER_NAMES[state.broker_kind]}: `eventpipe down` before "
                          f"starting it with --broker {settings.broker}")
-    if state is not None and (state.broker_alive() or state.broker_kind == "kafka"):
+    if state is not None and state.broker_alive():
         stack = Stack.attach(settings, state)
-        if not state.broker_alive():
-            # Apache Kafka kept everything on disk: start it again on the same port and
-            # data; the services that still run reconnect by themselves.
-            print("Apache Kafka had stopped; starting it again on its data", file=sys.stderr)
-            stack.restart_broker()
         dead = [name for name, proc in stack.procs.items() if not proc.alive()]
-        if not dead and state.broker_alive():
+        if not dead:
             print(f"already running (broker {state.bootstrap}); nothing started")
             return 0
-        if dead:
-            print(f"starting again: {', '.join(dead)}", file=sys.stderr)
+        print(f"starting again: {', '.join(dead)}", file=sys.stderr)
         for name in dead:
             stack.spawn(name)
         stack.wait_ready(timeout_s, dead)
     else:
-        if state is not None:  # the embedded broker died and took every topic with it
-            Stack.attach(settings, state).stop()
-            print("the embedded broker had died; starting the whole stack again",
-                  file=sys.stderr)
-            settings = settings.model_copy(update={"broker_port": _port(state.bootstrap)})
+        if state is not None:
+            # The local broker died. Services still running have been failing to deliver
+            # and will crash when their flush times out, with nobody to start them again:
+            # stop them (their uncommitted batches are redelivered) and start everything.
+            attached = Stack.attach(settings, state)
+            attached.broker_pid = None  # gone: never signal a pid that may be reused
+            attached.stop(timeout_s=15)
+            print("the embedded broker had died (its topics with it); starting the whole "
+                  "stack again" if state.broker_kind == "embedded" else
+                  "Apache Kafka had stopped; starting it again on its data, and the services "
+                  "with it", file=sys.stderr)
+            settings = settings.model_copy(update={"broker_port": _port(state.bootstrap),
+                                                   "broker": state.broker_kind})
         stack = Stack(settings, tie_to_parent=False)
         started = time.monotonic()
         stack.start(timeout_s)

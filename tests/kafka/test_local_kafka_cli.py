@@ -150,7 +150,7 @@ def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
     env_path = tmp_path / "empty-bin"
     env_path.mkdir()
     result = run_cli("up", "--broker", "kafka", data_dir=tmp_path / "data",
-                     extra_env={"PATH": str(env_path)})
+                     env_extra={"PATH": str(env_path)})
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Java not found" in result.stderr
     assert not (tmp_path / "data" / "run" / "stack.json").exists()
@@ -163,7 +163,7 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         result = run_cli("up", "--broker", "kafka", data_dir=tmp_path / "data",
-                         extra_env={"EVENTPIPE_BROKER_PORT": str(port)})
+                         env_extra={"EVENTPIPE_BROKER_PORT": str(port)})
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1
     assert f"port {port} (Kafka client listener) is already in use" in result.stderr

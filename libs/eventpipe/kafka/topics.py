@@ -222,8 +222,15 @@ def _verify_configs(
             admin, [s.name for s in specs], timeout_s))
         if wrong and alter:
             alter_topic_configs(admin, specs, timeout_s)
-            wrong = config_differences(specs, describe_topic_configs(
-                admin, [s.name for s in specs], timeout_s))
+            # Apache Kafka applies an alteration through its metadata log: a describe right
+            # after it can still answer the old values for a moment.
+            deadline = time.monotonic() + timeout_s
+            while True:
+                wrong = config_differences(specs, describe_topic_configs(
+                    admin, [s.name for s in specs], timeout_s))
+                if not wrong or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
     except KafkaException as exc:
         raise KafkaSetupError(f"cannot read the topics' configs: {exc}") from exc
     if wrong:

@@ -26,7 +26,7 @@ from pathlib import Path
 # The shared test code (corpus generators) lives in tests/support.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from support.unseen import unseen_documents

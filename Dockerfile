@@ -113,7 +113,9 @@ COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/eventpipe-entrypoint
 #   pool per process competing for the same cores.
 # HOME / HF_HOME: libraries that want a home or a cache directory (transformers...) write under
 #   /tmp, the one writable path besides the data directory when the root fs is read-only.
-# EVENTPIPE_HEALTH_PORT: /healthz, /readyz and /metrics listen on 8080 in every container.
+# EVENTPIPE_HEALTH_PORT: /healthz, /readyz and /metrics listen on 8080 in every container;
+#   EVENTPIPE_HEALTH_HOST: on every interface of the container (outside one the default is
+#   loopback), so kubelet probes and the compose healthcheck reach them.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -121,6 +123,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     HF_HOME=/tmp/huggingface \
     EVENTPIPE_HEALTH_PORT=8080 \
+    EVENTPIPE_HEALTH_HOST=0.0.0.0 \
     EVENTPIPE_DATA_DIR=/data
 
 USER 10001:10001

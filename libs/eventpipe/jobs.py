@@ -14,14 +14,15 @@ from typing import Any
 from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
 from eventpipe.control.messages import encode_control
 from eventpipe.errors import Refused, UnknownJob, UsageError
+from eventpipe.inbox import place_in_inbox
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
-from eventpipe.models import ControlCommand, JobStatus, Submission, job_id_for
+from eventpipe.models import JOB_ID_PATTERN, ControlCommand, JobStatus, Submission, job_id_for
 from eventpipe.settings import Settings
 
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Matched with fullmatch: `$` would accept a trailing newline.
+BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 FINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
 
 
@@ -30,7 +31,7 @@ def default_batch_id() -> str:
 
 
 def check_batch_id(batch_id: str) -> str:
-    if not BATCH_ID.match(batch_id) or ".." in batch_id:
+    if not BATCH_ID.fullmatch(batch_id) or ".." in batch_id:
         raise UsageError(
             f"invalid batch id {batch_id[:80]!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -67,7 +68,7 @@ def resolve_job(settings: Settings, job: str | None) -> str:
         except FileNotFoundError:
             raise UsageError(f"no job given and none submitted from {settings.data_dir} "
                              "yet") from None
-    if JOB_ID.match(job):
+    if JOB_ID_PATTERN.fullmatch(job):
         return job
     return job_id_for(check_batch_id(job))
 
@@ -94,7 +95,14 @@ def submit(settings: Settings, path: Path, batch_id: str, retry_failed: bool = F
                              f"`eventpipe resume {batch_id}` to continue it")
     elif retry_failed:
         raise UnknownJob(f"--retry-failed: batch {batch_id} has no job to retry")
-    sub = Submission(batch_id=batch_id, job_id=job_id, path=str(path), retry_failed=retry_failed)
+    # Ingest opens only files under its input roots; a file elsewhere is linked or copied
+    # into the inbox here, with the permissions of the user who submits it.
+    try:
+        readable = place_in_inbox(settings, path, job_id)
+    except OSError as exc:
+        raise UsageError(f"cannot place {path} in {settings.data_dir / 'inbox'}: {exc}") from exc
+    sub = Submission(batch_id=batch_id, job_id=job_id, path=str(readable),
+                     retry_failed=retry_failed)
     _send(settings, Topics.from_settings(settings).submissions, batch_id.encode(),
           sub.model_dump_json().encode())
     last = last_job_path(settings)

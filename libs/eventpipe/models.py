@@ -3,6 +3,7 @@ messages written by any producer, ours or foreign."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # without any lookup, from any process.
 _JOB_NAMESPACE = uuid.UUID("6f1c2b9e-4d1a-5e7f-9a3b-2c8d0e4f6a10")
 MAX_ID_LENGTH = 512
+MAX_REASON_LENGTH = 2000
+# Full matches only (`fullmatch`): `$` would let a trailing newline through.
+JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Control characters (C0, DEL, C1) and lone surrogates: the latter cannot be encoded as UTF-8,
+# so an id holding one would crash whatever encodes it (a Kafka key, a file name, a log line).
+_BAD_ID_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def job_id_for(batch_id: str) -> str:
@@ -30,9 +38,25 @@ def check_id(value: str, what: str) -> str:
         raise ValueError(f"{what} is empty")
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"{what} is {len(value)} characters long; at most {MAX_ID_LENGTH}")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError(f"{what} contains a control character")
+    bad = _BAD_ID_CHAR.search(value)
+    if bad is not None:
+        kind = "an unpaired surrogate" if 0xD800 <= ord(bad.group()) <= 0xDFFF else (
+            "a control character")
+        raise ValueError(f"{what} contains {kind} at position {bad.start()}")
     return value
+
+
+def check_job_id(value: str) -> str:
+    if not JOB_ID_PATTERN.fullmatch(value):
+        raise ValueError(f"job_id {value[:80]!r} is not a job id (a lowercase UUID)")
+    return value
+
+
+def safe_id(value: object) -> str:
+    """An id for a failure record from whatever a broken message held: cut to the id limit,
+    with the characters no id may hold replaced, so the failure itself can always be sent."""
+    text = _BAD_ID_CHAR.sub("\ufffd", str(value)[:MAX_ID_LENGTH])
+    return text or "unknown"
 
 
 class JobStatus(StrEnum):
@@ -122,14 +146,32 @@ class DocumentMessage(_Model):
     def _ids(cls, value: str) -> str:
         return check_id(value, "id")
 
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        return check_job_id(value)
+
 
 class FailedDocument(_Model):
+    """Ids are made safe (`safe_id`) rather than refused: a failure must always be sendable,
+    whatever the message that failed held."""
+
     job_id: str
     batch_id: str
     doc_id: str
     stage: Stage
     error: str
     at: str = Field(default_factory=utc_now)
+
+    @field_validator("job_id", "batch_id", "doc_id", mode="before")
+    @classmethod
+    def _safe(cls, value: object) -> str:
+        return safe_id(value)
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _reason(cls, value: object) -> str:
+        return _SURROGATE.sub("\ufffd", str(value)[:MAX_REASON_LENGTH])
 
 
 class Submission(_Model):
@@ -147,6 +189,11 @@ class Submission(_Model):
     @classmethod
     def _batch(cls, value: str) -> str:
         return check_id(value, "batch_id")
+
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        return check_job_id(value)
 
 
 class StreamDocument(BaseModel):
@@ -180,6 +227,12 @@ class ControlMessage(_Model):
     job_id: str
     at: str = Field(default_factory=utc_now)
 
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        # Readers keep one entry per job id: only real job ids, so their memory is bounded.
+        return check_job_id(value)
+
 
 # --- checkpoint topic records -------------------------------------------------------------
 
@@ -197,6 +250,11 @@ class JobRecord(_Model):
         None, description="The submission that wrote this record; the CLI waits for it."
     )
 
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        return check_job_id(value)
+
 
 class DocRecord(_Model):
     """One document's outcome, written by the sink (key `doc/<job_id>/<doc_id>`). Keyed per
@@ -210,6 +268,11 @@ class DocRecord(_Model):
     error: str | None = None
     at: str
 
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        return check_job_id(value)
+
 
 class StatusRecord(_Model):
     """A terminal status decided by the materializer (key `status/<job_id>`)."""
@@ -219,6 +282,11 @@ class StatusRecord(_Model):
     status: JobStatus
     at: str
     reason: str | None = None
+
+    @field_validator("job_id")
+    @classmethod
+    def _job(cls, value: str) -> str:
+        return check_job_id(value)
 
 
 CheckpointRecord = JobRecord | DocRecord | StatusRecord

@@ -19,19 +19,33 @@ def die_with_parent() -> None:
         pass
 
 
-def pid_alive(pid: int, expect_in_cmdline: str | None = None) -> bool:
-    """Whether the process runs (not a zombie), and, when given, whether its command line
-    names what we started, so a reused pid is not taken for ours."""
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks after boot, field 22 of proc(5)): with the pid,
+    it names one process for good; None where unknown."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"Z", b"X"):
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, expect_in_cmdline: str | None = None,
+              started: int | None = None) -> bool:
+    """Whether the process runs (not a zombie), and, when given, whether its command line
+    names what we started and it started when ours did, so a reused pid is never taken for
+    ours (and never signalled as ours)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):
+            return False
+        if started is not None and int(fields[19]) != started:
             return False
         if expect_in_cmdline is not None:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 return expect_in_cmdline.encode() in f.read()
         return True
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         return False
     except OSError:
         try:

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
 
     # --- Storage backends ----------------------------------------------------------------
     jsonl_enabled: bool = Field(True, description="Write `extracted_events_{batch}.jsonl`.")
+    jsonl_open_files: int = Field(
+        32, ge=1, description="Most results files the sink keeps open at once (least recently "
+        "written closed first)."
+    )
     postgres_dsn: SecretStr | None = Field(
         None, description="PostgreSQL connection string; set: the PostgreSQL backend is on."
     )
@@ -124,6 +128,10 @@ class Settings(BaseSettings):
 
     # --- Processing ----------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="JSONL results and checkpoint files.")
+    input_roots: str | None = Field(
+        None, description="Comma-separated folders ingest may read submitted files from, "
+        "besides the data folder's `inbox/` (where `eventpipe submit` puts other files)."
+    )
     spacy_model: str | None = Field(
         None, description="spaCy pipeline name or path, tried before the bundled fallbacks."
     )
@@ -205,6 +213,10 @@ class Settings(BaseSettings):
     console_max_upload_bytes: int = Field(
         1 << 30, ge=1024, description="Largest JSONL upload `POST /api/v1/jobs` accepts (413 "
         "above).",
+    )
+    health_host: str = Field(
+        "127.0.0.1", description="Address the health server binds: loopback unless a probe "
+        "from outside needs it (containers: 0.0.0.0)."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Python logging level."

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import SecretStr
 
@@ -26,7 +26,7 @@ from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
 from eventpipe.kafka.topics import ensure_topics
-from eventpipe.processes import die_with_parent, pid_alive, wait_gone
+from eventpipe.processes import die_with_parent, pid_alive, start_ticks, wait_gone
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,14 @@ class ServiceProcess:
     log_path: str
     restarts: int = 0
     health_port: int | None = None
+    started: int | None = None  # start time (processes.start_ticks): pid reuse is not ours
+
+    @property
+    def cmdline_mark(self) -> str:
+        return f"services.{self.service}"
 
     def alive(self) -> bool:
-        return pid_alive(self.pid, f"services.{self.service}")
+        return pid_alive(self.pid, self.cmdline_mark, self.started)
 
 
 @dataclass
@@ -69,6 +74,7 @@ class StackState:
     services: dict[str, ServiceProcess]
     console_port: int | None = None
     console_token: str | None = None  # where the API token is, never the token
+    broker_started: int | None = None
 
     @property
     def console_url(self) -> str | None:
@@ -88,9 +94,11 @@ class StackState:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.unlink(missing_ok=True)
+        with open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL) as f:
+            f.write(json.dumps(asdict(self), indent=2).encode())
         tmp.replace(path)
 
     @property
@@ -100,14 +108,35 @@ class StackState:
     def broker_alive(self) -> bool:
         return not self.local_broker or (
             self.broker_pid is not None
-            and pid_alive(self.broker_pid, BROKER_CMDLINE[self.broker_kind]))
+            and pid_alive(self.broker_pid, BROKER_CMDLINE[self.broker_kind],
+                          self.broker_started))
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The whole settings object as the environment a service reads it back from."""
+def open_private(path: Path, flags: int) -> BinaryIO:
+    """A file only the stack's user can read (0600), whatever the umask."""
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
+
+
+# The secrets each service uses; a service is not given the others.
+SECRETS_USED = {
+    "sasl_password": set(SERVICES),
+    "postgres_dsn": {"sink", "linker"},
+    "elasticsearch_password": {"sink", "linker"},
+    "elasticsearch_api_key": {"sink", "linker"},
+    "llm_api_key": {"llm"},
+    "api_token": {"console"},
+    "api_read_token": {"console"},
+}
+
+
+def settings_env(settings: Settings, service: str | None = None) -> dict[str, str]:
+    """The settings object as the environment a service reads it back from; with a service
+    named, without the secrets that service does not use."""
     env = {}
     for name, value in settings:
         if value is None:
+            continue
+        if service is not None and service not in SECRETS_USED.get(name, {service}):
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
@@ -138,6 +167,7 @@ class Stack:
         self.broker: EmbeddedBroker | LocalKafka | None = None
         self.broker_pid: int | None = None
         self.broker_kind: str = "cluster" if settings.kafka_bootstrap else settings.broker
+        self.broker_started: int | None = None
         self.procs: dict[str, ServiceProcess] = {}
         self.console_port: int | None = None
         self._popens: dict[int, subprocess.Popen[bytes]] = {}
@@ -161,6 +191,10 @@ class Stack:
             raise
 
     def _start(self, ready_timeout_s: float) -> None:
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Results, checkpoints, logs and the inbox are the stack user's alone.
+        data_dir.chmod(0o700)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.run_dir.glob("*.ready"):
@@ -196,6 +230,7 @@ class Stack:
                         "heartbeat_interval_ms": s.embedded_heartbeat_interval_ms}
         self.broker.start()
         self.broker_pid = self.broker.pid
+        self.broker_started = start_ticks(self.broker_pid) if self.broker_pid else None
         self.broker_kind = s.broker
         self.settings = s.model_copy(update={"kafka_bootstrap": self.broker.bootstrap,
                                              **timeouts})
@@ -213,14 +248,14 @@ class Stack:
         return {"ner": self.settings.ner_workers, "dp": self.settings.dp_workers,
                 "llm": self.settings.llm_workers}.get(service, 1)
 
-    def service_env(self) -> dict[str, str]:
+    def service_env(self, service: str | None = None) -> dict[str, str]:
         # The settings object is the one source: inherited EVENTPIPE_* variables are replaced.
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
         # One BLAS thread per process: the stages already run in parallel processes, and
         # measured here spaCy ran 10-40% faster single-threaded than with a thread per core.
         for var in BLAS_THREAD_VARS:
             env.setdefault(var, "1")
-        env.update(settings_env(self.settings))
+        env.update(settings_env(self.settings, service))
         return env
 
     def _health_port(self, name: str) -> int | None:
@@ -242,7 +277,7 @@ class Stack:
         log_path = self.log_dir / f"{name}.log"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         health_port = self._health_port(name)
-        env = self.service_env()
+        env = self.service_env(service)
         if health_port is not None:
             env["EVENTPIPE_HEALTH_PORT"] = str(health_port)
         if service != "console":  # the API tokens are the console's alone
@@ -253,18 +288,18 @@ class Stack:
             if self.console_port is None:
                 self.console_port = self.settings.console_port or free_port()
             env["EVENTPIPE_CONSOLE_PORT"] = str(self.console_port)
-        with log_path.open("ab") as out:
+        with open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,
+                start_new_session=True, umask=0o077,
                 preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
         self._popens[process.pid] = process
         previous = self.procs.get(name)
         proc = ServiceProcess(name, service, process.pid, str(log_path),
                               restarts=previous.restarts + 1 if previous else 0,
-                              health_port=health_port)
+                              health_port=health_port, started=start_ticks(process.pid))
         self.procs[name] = proc
         return proc
 
@@ -319,14 +354,21 @@ class Stack:
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM every service (each finishes its current batch), then the broker."""
-        stop_processes([p.pid for p in self.procs.values()], timeout_s, self._popens)
+        # Only processes that are the stack's own: its children, or (attached by `down` or
+        # `up`) processes whose command line and start time are those recorded.
+        stop_processes([Owned(p.pid, p.cmdline_mark, p.started) for p in self.procs.values()
+                        if p.pid in self._popens or p.alive()], timeout_s, self._popens)
         self.procs.clear()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        elif self.broker_pid is not None:
-            stop_processes([self.broker_pid], timeout_s)
+        elif self.broker_pid is not None and self.broker_kind in BROKER_CMDLINE:
+            broker = Owned(self.broker_pid, BROKER_CMDLINE[self.broker_kind],
+                           self.broker_started)
+            if broker.alive():
+                stop_processes([broker], timeout_s)
         self.broker_pid = None
+        self.broker_started = None
 
     # --- the background stack of `eventpipe up` -------------------------------------------
 
@@ -337,6 +379,7 @@ class Stack:
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms, services=self.procs,
             console_port=self.console_port,
             console_token=token_source(self.settings) if self.console_port else None,
+            broker_started=self.broker_started,
         )
 
     @classmethod
@@ -350,6 +393,7 @@ class Stack:
             stack.settings = stack.settings.model_copy(update={"broker": state.broker_kind})
         stack.broker_pid = state.broker_pid
         stack.broker_kind = state.broker_kind
+        stack.broker_started = state.broker_started
         stack.procs = dict(state.services)
         stack.console_port = state.console_port
         return stack
@@ -363,26 +407,41 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Owned:
+    """A process of the stack: its pid, a mark its command line holds, its start time."""
+
+    pid: int
+    cmdline_mark: str
+    started: int | None
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.cmdline_mark, self.started)
+
+
 def stop_processes(
-    pids: list[int], timeout_s: float, popens: dict[int, subprocess.Popen[bytes]] | None = None
+    procs: list[Owned], timeout_s: float,
+    popens: dict[int, subprocess.Popen[bytes]] | None = None,
 ) -> None:
-    """SIGTERM, wait for each to exit, SIGKILL what is left."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    """SIGTERM, wait for each to exit, SIGKILL what is left; a process not our child is
+    checked to be the one recorded before every signal."""
+    for proc in procs:
+        if proc.pid in (popens or {}) or proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    for pid in pids:
-        popen = (popens or {}).get(pid)
+    for proc in procs:
+        popen = (popens or {}).get(proc.pid)
         if popen is not None:
             try:
                 popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait()
-        elif not wait_gone(pid, max(0.1, deadline - time.monotonic())):
+        elif not wait_gone(proc.pid, max(0.1, deadline - time.monotonic())) and proc.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            wait_gone(pid, 5.0)
+                os.kill(proc.pid, signal.SIGKILL)
+            wait_gone(proc.pid, 5.0)
 
 
 def stack_status(state: StackState) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ document, or into the reason it is not one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from eventpipe.models import check_id
 
@@ -21,6 +22,34 @@ class ValidLine:
 class InvalidLine:
     doc_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than the limit: skipped while reading, never held in memory."""
+
+    size: int
+
+
+def read_lines(f: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | LongLine]]:
+    """(line number, line) for every line of a file; a line of more than `limit` bytes comes
+    as a LongLine, read past in chunks, so one huge line costs no more memory than the limit."""
+    line_no = 0
+    while True:
+        raw = f.readline(limit + 1)
+        if not raw:
+            return
+        line_no += 1
+        if len(raw) <= limit or (raw.endswith(b"\n") and len(raw) == limit + 1):
+            yield line_no, raw
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = f.readline(1 << 20)
+            if not raw:
+                break
+            size += len(raw)
+        yield line_no, LongLine(size - (1 if raw.endswith(b"\n") else 0))
 
 
 def line_doc_id(line_no: int) -> str:

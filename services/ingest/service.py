@@ -11,9 +11,10 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from eventpipe.checkpoint.reader import CheckpointReader
-from eventpipe.checkpoint.state import JobState
+from eventpipe.checkpoint.state import TERMINAL, JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.control.messages import InvalidControlMessage, parse_control
+from eventpipe.inbox import InputRefused, allowed_input
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import (
@@ -23,30 +24,42 @@ from eventpipe.models import (
     JobRecord,
     JobStatus,
     Stage,
+    StatusRecord,
     StreamEnd,
     Submission,
     check_id,
     job_id_for,
     utc_now,
 )
-from eventpipe.runtime.loop import ConsumeLoop
+from eventpipe.runtime.loop import ConsumeLoop, is_transient
 from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
-from services.ingest.lines import InvalidLine, ValidLine, parse_line, validate_document
+from services.ingest.lines import (
+    InvalidLine,
+    LongLine,
+    ValidLine,
+    line_doc_id,
+    parse_line,
+    read_lines,
+    validate_document,
+)
 
 log = logging.getLogger(__name__)
 
 # Checked every this many lines: a pause or stop during a long read stops the sending.
 CONTROL_CHECK_LINES = 200
+# The largest document count a closing message may announce.
+MAX_STREAM_COUNT = 2**31 - 1
 ENVELOPE = ("batch_id",)
 
 
-def count_documents(path: Path) -> int:
+def count_documents(path: Path, max_line: int) -> int:
     """Every non-blank line is one document (valid or failed), so processed + failed adds up
     to this total."""
     with path.open("rb") as f:
-        return sum(1 for line in f if line.strip())
+        return sum(1 for _, line in read_lines(f, max_line)
+                   if isinstance(line, LongLine) or line.strip())
 
 
 @dataclass
@@ -77,17 +90,28 @@ class Ingest:
             producer=producer,
         )
         self.streams: dict[str, Stream] = {}
+        # The whole serialized document must fit in one message (the topics'
+        # max.message.bytes, which EVENTPIPE_MAX_MESSAGE_BYTES configures); so must a line.
+        self.max_doc = settings.max_message_bytes
         self.max_text = settings.max_message_bytes - 65536
 
     # --- shared -------------------------------------------------------------------------
 
-    def _send_doc(self, job_id: str, batch_id: str, valid: ValidLine) -> None:
+    def _send_doc(self, job_id: str, batch_id: str, valid: ValidLine, where: str) -> bool:
+        """Send one document, or fail it when the whole of it (text, extra fields, envelope)
+        is larger than a message may be. Returns whether it was sent."""
         doc = DocumentMessage(job_id=job_id, batch_id=batch_id, doc_id=valid.doc_id,
                               text=valid.text, meta=valid.meta,
                               epoch_ms=self.reader.table.control.epoch(job_id))
-        self.loop.produce(self.topics.docs, f"{job_id}/{valid.doc_id}".encode(),
-                          doc.model_dump_json().encode())
+        value = doc.model_dump_json().encode()
+        if len(value) > self.max_doc:
+            self._fail(job_id, batch_id, valid.doc_id,
+                       f"{where}: the document is {len(value)} bytes as a message; the limit "
+                       f"is {self.max_doc} (EVENTPIPE_MAX_MESSAGE_BYTES)")
+            return False
+        self.loop.produce(self.topics.docs, f"{job_id}/{valid.doc_id}".encode(), value)
         DOCUMENTS_PROCESSED.labels("ingest").inc()
+        return True
 
     def _fail(self, job_id: str, batch_id: str, doc_id: str, reason: str) -> None:
         DOCUMENTS_FAILED.labels("ingest").inc()
@@ -153,7 +177,14 @@ class Ingest:
 
     def ingest_file(self, sub: Submission) -> None:
         ctx = {"job_id": sub.job_id, "batch_id": sub.batch_id, "path": sub.path}
-        path = Path(sub.path)
+        if sub.job_id != job_id_for(sub.batch_id):
+            log.error("submission refused: its job_id is not its batch's", extra=ctx)
+            return
+        try:
+            path = allowed_input(self.settings, sub.path)
+        except InputRefused as exc:
+            log.error("submission refused", extra=ctx | {"reason": str(exc)})
+            return
         if not path.is_file() or not os.access(path, os.R_OK):
             log.error("submission refused: input is not a readable file", extra=ctx)
             return
@@ -164,40 +195,59 @@ class Ingest:
             return
         table = self.reader.table
         state = table.jobs.get(sub.job_id) or JobState(sub.job_id)
-        total = count_documents(path)
-        self._register(sub.job_id, sub.batch_id, total, str(path.resolve()), sub.submission_id)
+        total = count_documents(path, self.max_doc)
+        self._register(sub.job_id, sub.batch_id, total, str(path), sub.submission_id)
         failed = set(state.failures)
         done = set(state.processed) | failed
         seen: dict[str, int] = {}
         sent = skipped = 0
         with path.open("rb") as f:
-            for line_no, raw in enumerate(f, start=1):
-                if not raw.strip():
+            for line_no, raw in read_lines(f, self.max_doc):
+                if not isinstance(raw, LongLine) and not raw.strip():
                     continue
                 if line_no % CONTROL_CHECK_LINES == 0 and self._blocked(sub.job_id):
                     log.info("job paused or stopped: sending stopped", extra=ctx)
                     break
-                parsed = parse_line(raw, line_no, self.max_text)
-                doc_id = parsed.doc_id
-                if doc_id in seen:
-                    # Duplicate ids: the first line wins, later ones fail under their line.
-                    first = seen[doc_id]
-                    doc_id = f"line-{line_no}"
-                    parsed = InvalidLine(doc_id, f"line {line_no}: duplicate id "
-                                         f"{parsed.doc_id!r} (first at line {first})")
-                seen.setdefault(doc_id, line_no)
-                if (doc_id not in failed) if sub.retry_failed else (doc_id in done):
-                    skipped += 1
-                    continue
-                if isinstance(parsed, InvalidLine):
-                    self._fail(sub.job_id, sub.batch_id, doc_id, parsed.reason)
-                else:
-                    self._send_doc(sub.job_id, sub.batch_id, parsed)
-                    sent += 1
+                try:
+                    outcome = self._ingest_line(sub, line_no, raw, seen, failed, done)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    # One line that breaks ingest fails alone; the file goes on.
+                    outcome = "failed"
+                    self._fail(sub.job_id, sub.batch_id, line_doc_id(line_no),
+                               f"line {line_no}: ingest could not handle it: "
+                               f"{type(exc).__name__}: {exc}")
+                sent += outcome == "sent"
+                skipped += outcome == "skipped"
         log.info("submission ingested", extra=ctx | {"total": total, "sent": sent,
                                                       "skipped": skipped,
                                                       "origin": sub.origin,
                                                       "retry_failed": sub.retry_failed})
+
+    def _ingest_line(self, sub: Submission, line_no: int, raw: bytes | LongLine,
+                     seen: dict[str, int], failed: set[str], done: set[str]) -> str:
+        if isinstance(raw, LongLine):
+            parsed: ValidLine | InvalidLine = InvalidLine(
+                line_doc_id(line_no), f"line {line_no} is {raw.size} bytes long; the limit is "
+                f"{self.max_doc} (EVENTPIPE_MAX_MESSAGE_BYTES)")
+        else:
+            parsed = parse_line(raw, line_no, self.max_text)
+        doc_id = parsed.doc_id
+        if doc_id in seen:
+            # Duplicate ids: the first line wins, later ones fail under their line.
+            first = seen[doc_id]
+            doc_id = line_doc_id(line_no)
+            parsed = InvalidLine(doc_id, f"line {line_no}: duplicate id "
+                                 f"{parsed.doc_id!r} (first at line {first})")
+        seen.setdefault(doc_id, line_no)
+        if (doc_id not in failed) if sub.retry_failed else (doc_id in done):
+            return "skipped"
+        if isinstance(parsed, InvalidLine):
+            self._fail(sub.job_id, sub.batch_id, doc_id, parsed.reason)
+            return "failed"
+        sent = self._send_doc(sub.job_id, sub.batch_id, parsed, f"line {line_no}")
+        return "sent" if sent else "failed"
 
     # --- documents from any Kafka producer ------------------------------------------------
 
@@ -208,15 +258,23 @@ class Ingest:
             stream = Stream(job_id, batch_id, submission_id=os.urandom(8).hex())
             self.reader.sync(self.checkpoints)
             refusal = self._refusal(job_id)
+            table = self.reader.table
+            state = table.jobs.get(job_id)
+            registered = state is not None and state.batch_id is not None
             if refusal:
                 stream.refused = True
                 log.error(f"submission refused: {refusal}",
                           extra={"job_id": job_id, "batch_id": batch_id})
-            else:
-                state = self.reader.table.jobs.get(job_id)
-                # The total is unknown until the closing message.
-                self._register(job_id, batch_id, None, state.input_path if state else None,
-                               stream.submission_id)
+            elif registered and state is not None and table.status(state) in TERMINAL:
+                # A document after the closing message (or one overtaken by it) of a batch
+                # that has finished: it must not reopen the job with an unknown total.
+                stream.refused = True
+                log.warning("stream document of a finished batch skipped",
+                            extra={"job_id": job_id, "batch_id": batch_id})
+            elif not registered:
+                # The total is unknown until the closing message. A job already registered
+                # keeps its total: a late document does not make it unknown again.
+                self._register(job_id, batch_id, None, None, stream.submission_id)
             self.streams[batch_id] = stream
         return stream
 
@@ -249,18 +307,35 @@ class Ingest:
         if isinstance(parsed, InvalidLine):
             self._fail(stream.job_id, batch_id, doc_id, parsed.reason)
         else:
-            self._send_doc(stream.job_id, batch_id, parsed)
+            self._send_doc(stream.job_id, batch_id, parsed, where)
 
     def end_stream(self, data: dict[str, Any]) -> None:
+        batch_id = self._batch_id(data)
+        if batch_id is None:
+            return
+        count = data.get("count")
+        bad_count = (isinstance(count, bool) or not isinstance(count, int)
+                     or not 0 <= count <= MAX_STREAM_COUNT)
         try:
             end = StreamEnd.model_validate(data)
-            batch_id = check_id(end.batch_id, "batch_id")
-        except (ValidationError, ValueError) as exc:
-            log.warning("closing message ignored", extra={"reason": str(exc)[:500]})
-            return
+        except ValidationError as exc:
+            if not bad_count:
+                log.warning("closing message ignored", extra={"reason": str(exc)[:500]})
+                return
         stream = self._stream(batch_id)
         self.streams.pop(batch_id, None)
         if stream.refused:
+            return
+        if bad_count:
+            # Waiting for a count that can never be reached would leave the job RUNNING
+            # for good: the batch's end fails, with the reason.
+            reason = (f"the closing message's count {str(count)[:80]!r} is not an integer "
+                      f"from 0 to {MAX_STREAM_COUNT}")
+            log.error("stream submission failed", extra={"job_id": stream.job_id,
+                                                         "batch_id": batch_id, "reason": reason})
+            self.checkpoints.send(StatusRecord(job_id=stream.job_id, status=JobStatus.FAILED,
+                                               at=utc_now(), reason=reason))
+            self.checkpoints.flush()
             return
         if stream.count and stream.count != end.count:
             log.warning("closing message count differs from the documents this ingest saw",

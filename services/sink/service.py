@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
-from eventpipe.models import DocRecord, DocumentMessage, FailedDocument, Stage, utc_now
+from eventpipe.models import (
+    JOB_ID_PATTERN,
+    DocRecord,
+    DocumentMessage,
+    FailedDocument,
+    Stage,
+    utc_now,
+)
 from eventpipe.runtime.health import READINESS
 from eventpipe.runtime.loop import ConsumeLoop
 from eventpipe.runtime.metrics import (
@@ -56,6 +63,7 @@ class Sink:
             handle=self.handle,
             producer=producer,
             stop_event=stop_event,
+            on_poison=self._poisoned,
         )
 
     def _decode(self, msg: Message) -> DocumentMessage | FailedDocument:
@@ -65,6 +73,26 @@ class Sink:
             return FailedDocument.model_validate_json(msg.value() or b"")
         except (ValueError, ValidationError) as exc:
             return failure_for_undecodable(msg.value(), Stage.SINK, exc)
+
+    @staticmethod
+    def _of_a_job(item: DocumentMessage | FailedDocument) -> bool:
+        """A failure that names no real job (a foreign message) has no checkpoint to go to."""
+        if JOB_ID_PATTERN.fullmatch(item.job_id):
+            return True
+        log.warning("failure of no known job: not recorded", extra={
+            "job_id": item.job_id[:100], "doc_id": item.doc_id[:100]})
+        return False
+
+    def _poisoned(self, msg: Message, exc: Exception) -> None:
+        """A record the sink could not handle fails alone, recorded in its job's checkpoint
+        when it names a real job (else only logged), so the job still finishes."""
+        failure = failure_for_undecodable(msg.value(), Stage.SINK, exc)
+        if not JOB_ID_PATTERN.fullmatch(failure.job_id):
+            return
+        self.checkpoints.send(DocRecord(
+            job_id=failure.job_id, doc_id=failure.doc_id, state="failed", stage=Stage.SINK,
+            error=f"the sink could not handle it: {describe(exc)}", at=utc_now()))
+        self.checkpoints.flush()
 
     def _save(self, backend: Backend, records: Sequence[ResultRecord],
               failures: Sequence[FailedDocument]) -> list[FailedDocument]:
@@ -107,7 +135,7 @@ class Sink:
 
     def handle(self, msgs: list[Message]) -> None:
         now = utc_now()
-        items = [self._decode(m) for m in msgs]
+        items = [i for i in map(self._decode, msgs) if self._of_a_job(i)]
         records = [result_record(i, now) for i in items if isinstance(i, DocumentMessage)]
         failures = [i for i in items if isinstance(i, FailedDocument)]
         # 1. Save to every enabled backend (each idempotent, keyed by job and document) ...

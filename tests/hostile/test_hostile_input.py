@@ -41,8 +41,14 @@ def test_hostile_jsonl_lines_fail_alone_with_their_reasons(stack: Stack, tmp_pat
         (b'{"id": "nul\\u0000id", "text": "x"}', "line-{n}", "control character"),
         (json.dumps({"id": "x" * 10_000, "text": "long id"}).encode(), "line-{n}",
          "10000 characters long"),
-        (json.dumps({"id": "ten-mb", "text": "word " * (2 * MB)}).encode(), "ten-mb", "limit"),
-        (b'{"id": "hundred-mb", "text": "' + b"a" * (100 * MB) + b'"}', "hundred-mb", "limit"),
+        # Lines over the message limit are failed unread (never held in memory whole), so
+        # under their line number.
+        (json.dumps({"id": "ten-mb", "text": "word " * (2 * MB)}).encode(), "line-{n}",
+         "bytes long; the limit is"),
+        (b'{"id": "hundred-mb", "text": "' + b"a" * (100 * MB) + b'"}', "line-{n}",
+         "bytes long; the limit is"),
+        (b'{"id": "bad\\ud800id", "text": "x"}', "line-{n}", "unpaired surrogate"),
+        (b'{"id": "nl\\n", "text": "x"}', "line-{n}", "control character"),
     ]
     # Ids that look like paths are just ids: processed, never used as paths.
     odd_ids = [json.dumps({"id": i, "text": "Police arrested a man in Lyon on Monday."})

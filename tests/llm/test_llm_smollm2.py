@@ -16,7 +16,7 @@ import httpx
 import pytest
 from llm_helpers import closed_port
 
-from eventpipe.models import DocumentMessage
+from eventpipe.models import DocumentMessage, job_id_for
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import build_backend
 from eventpipe.nlp.llm import LLMBackend
@@ -48,7 +48,7 @@ def analysed() -> list[DocumentMessage]:
     for n, (text, sp) in enumerate(zip(TEXTS, nlp.pipe(TEXTS), strict=True)):
         docs.append(
             DocumentMessage(
-                job_id="job",
+                job_id=job_id_for("batch"),
                 batch_id="batch",
                 doc_id=f"d{n}",
                 text=text,

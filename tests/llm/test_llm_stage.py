@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from llm_helpers import FakeModelServer, closed_port
 
-from eventpipe.models import DocumentMessage, Entity, Triplet
+from eventpipe.models import DocumentMessage, Entity, Triplet, job_id_for
 from eventpipe.nlp.events import EventInput, RulesBackend, build_backend, get_backend
 from eventpipe.nlp.llm import BackendError, LLMBackend
 from eventpipe.settings import Settings
@@ -40,7 +40,7 @@ def documents(texts: list[str]) -> list[DocumentMessage]:
         at = text.find("Lisbon")
         docs.append(
             DocumentMessage(
-                job_id="job",
+                job_id=job_id_for("batch"),
                 batch_id="batch",
                 doc_id=f"d{n}",
                 text=text,

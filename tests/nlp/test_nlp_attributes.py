@@ -6,7 +6,7 @@ import spacy
 from spacy.language import Language
 from spacy.pipeline import AttributeRuler
 
-from eventpipe.models import DocumentMessage
+from eventpipe.models import DocumentMessage, job_id_for
 from eventpipe.nlp.attributes import LazyAttributes, windowable
 from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
@@ -59,7 +59,7 @@ def test_only_the_wanted_tokens_is_enough_for_the_triplets(nlp: Language) -> Non
 def test_dp_stage_output_equals_the_full_pipeline(nlp: Language) -> None:
     all_texts = texts()
     messages = [
-        DocumentMessage(job_id="j", batch_id="b", doc_id=f"d{n}", text=text,
+        DocumentMessage(job_id=job_id_for("b"), batch_id="b", doc_id=f"d{n}", text=text,
                         entities=entities_from_doc(ner_doc))
         for n, (text, ner_doc) in enumerate(zip(all_texts, pipe_ner(nlp, all_texts),
                                                 strict=True))

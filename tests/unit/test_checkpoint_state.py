@@ -94,10 +94,12 @@ def test_tombstones_remove_a_job() -> None:
 def test_control_commands_are_validated() -> None:
     from eventpipe.control.messages import InvalidControlMessage, parse_control
 
-    assert parse_control(b'{"command": "pause", "job_id": "j"}').command is ControlCommand.PAUSE
+    pause = json.dumps({"command": "pause", "job_id": JOB}).encode()
+    assert parse_control(pause).command is ControlCommand.PAUSE
     for bad, words in [(b"nope", "not valid JSON"), (b"[1]", "JSON object"),
                        (b'{"command": "halt", "job_id": "j"}', "unknown command"),
-                       (b'{"command": "stop"}', "job_id"), (None, "empty")]:
+                       (b'{"command": "stop"}', "job_id"), (None, "empty"),
+                       (b'{"command": "stop", "job_id": "j"}', "not a job id")]:
         try:
             parse_control(bad)
         except InvalidControlMessage as exc:

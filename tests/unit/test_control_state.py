@@ -6,46 +6,59 @@ from eventpipe.cli.output import monitor_line
 from eventpipe.cli.stack_commands import parse_age
 from eventpipe.control.state import ControlLatest
 from eventpipe.jobs import RateWindow
-from eventpipe.models import ControlCommand
+from eventpipe.models import ControlCommand, job_id_for
+
+J = job_id_for("j")
 
 
-def cmd(command: str, job: str = "j") -> bytes:
+def cmd(command: str, job: str = J) -> bytes:
     return json.dumps({"command": command, "job_id": job}).encode()
 
 
 def test_documents_sent_before_a_pause_or_resume_are_dropped_after_it() -> None:
     c = ControlLatest()
-    assert not c.blocks("j", 0) and c.epoch("j") == 0
-    c.apply(b"j", cmd("pause"), 1000)
-    assert c.blocks("j", 0)
-    c.apply(b"j", cmd("resume"), 2000)
-    assert c.command("j") is ControlCommand.RESUME and c.epoch("j") == 2000
-    assert c.blocks("j", 0), "a document queued before the pause must not run after it"
-    assert not c.blocks("j", 2000), "a re-sent document carries the resume's epoch"
+    assert not c.blocks(J, 0) and c.epoch(J) == 0
+    c.apply(J.encode(), cmd("pause"), 1000)
+    assert c.blocks(J, 0)
+    c.apply(J.encode(), cmd("resume"), 2000)
+    assert c.command(J) is ControlCommand.RESUME and c.epoch(J) == 2000
+    assert c.blocks(J, 0), "a document queued before the pause must not run after it"
+    assert not c.blocks(J, 2000), "a re-sent document carries the resume's epoch"
 
 
 def test_a_resend_passes_a_stage_that_has_not_read_the_resume_yet() -> None:
     c = ControlLatest()
-    c.apply(b"j", cmd("pause"), 1000)
-    assert not c.blocks("j", 2000)
+    c.apply(J.encode(), cmd("pause"), 1000)
+    assert not c.blocks(J, 2000)
 
 
 def test_stop_is_final_and_out_of_order_commands_resolve_by_time() -> None:
     c = ControlLatest()
-    c.apply(b"j", cmd("resume"), 3000)
-    c.apply(b"j", cmd("pause"), 2000)  # older, arrives later
-    assert c.command("j") is ControlCommand.RESUME
-    c.apply(b"j", cmd("stop"), 4000)
-    c.apply(b"j", cmd("resume"), 5000)
-    assert c.command("j") is ControlCommand.STOP and c.blocks("j", 5000)
+    c.apply(J.encode(), cmd("resume"), 3000)
+    c.apply(J.encode(), cmd("pause"), 2000)  # older, arrives later
+    assert c.command(J) is ControlCommand.RESUME
+    c.apply(J.encode(), cmd("stop"), 4000)
+    c.apply(J.encode(), cmd("resume"), 5000)
+    assert c.command(J) is ControlCommand.STOP and c.blocks(J, 5000)
 
 
 def test_markers_and_tombstones() -> None:
     c = ControlLatest()
     assert c.apply(b"marker/abc", b"{}", 1) is None and c.jobs == {}
-    c.apply(b"j", cmd("pause"), 1)
-    c.apply(b"j", None, 2)
-    assert c.command("j") is None
+    c.apply(J.encode(), cmd("pause"), 1)
+    c.apply(J.encode(), None, 2)
+    assert c.command(J) is None
+    # A stop is final: a null record (anyone may write one) does not undo it.
+    c.apply(J.encode(), cmd("stop"), 3)
+    c.apply(J.encode(), None, 4)
+    assert c.command(J) is ControlCommand.STOP and c.blocks(J, 5)
+
+
+def test_control_job_ids_are_bounded_and_real() -> None:
+    c = ControlLatest()
+    for bad in ["x" * 900_000, J + "\n", J.upper(), "j", "bad\ud800id"]:
+        c.apply(b"k", json.dumps({"command": "pause", "job_id": bad}).encode(), 1)
+    assert c.jobs == {}
 
 
 def test_monitor_line_and_rate() -> None:

@@ -36,3 +36,30 @@ def test_bad_lines_fail_with_a_clear_reason(raw: bytes, doc_id: str, words: str)
 def test_valid_line_keeps_extra_fields_as_meta() -> None:
     result = parse_line(b'{"id": 7, "text": "Hello.", "source": "wire"}', 1, LIMIT)
     assert result == ValidLine("7", "Hello.", {"source": "wire"})
+
+
+def test_lines_over_the_limit_are_skipped_without_being_held() -> None:
+    import io
+    import tracemalloc
+
+    from services.ingest.lines import LongLine, read_lines
+
+    big = b"x" * (20 * 1024 * 1024)
+    data = b"a\n" + b"b" * 10 + b"\n" + big + b"\n" + b"c" * 11 + b"\n\nlast"
+    tracemalloc.start()
+    out = list(read_lines(io.BytesIO(data), limit=10))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out == [(1, b"a\n"), (2, b"b" * 10 + b"\n"), (3, LongLine(len(big))),
+                   (4, LongLine(11)), (5, b"\n"), (6, b"last")]
+    assert peak < 4 * 1024 * 1024  # read in chunks, never the 20 MB line at once
+
+
+@pytest.mark.parametrize("bad", ["bad\ud800id", "x\n", "\x7f", "\x85next-line", ""])
+def test_ids_refused_at_the_model_boundary(bad: str) -> None:
+    from eventpipe.models import check_id, safe_id
+
+    with pytest.raises(ValueError):
+        check_id(bad, "id")
+    assert safe_id(bad).encode()  # a failure record can always carry it
+    assert len(safe_id("i" * 10_000)) == 512

@@ -32,3 +32,18 @@ def test_a_missing_secrets_dir_and_bad_values_are_clear(monkeypatch: pytest.Monk
     monkeypatch.setenv("EVENTPIPE_TOPIC_PREFIX", "bad prefix!")
     with pytest.raises(ValueError, match="topic_prefix"):
         load_settings()
+
+
+def test_each_local_service_gets_only_the_secrets_it_uses() -> None:
+    from pydantic import SecretStr
+
+    from eventpipe.settings import Settings
+
+    settings = Settings(postgres_dsn=SecretStr("postgresql://u:pw@db/x"),
+                        llm_api_key=SecretStr("sk-llm"), sasl_password=SecretStr("kafka-pw"))
+    ner, sink, llm = (settings_env(settings, s) for s in ("ner", "sink", "llm"))
+    assert "EVENTPIPE_POSTGRES_DSN" not in ner and "EVENTPIPE_LLM_API_KEY" not in ner
+    assert sink["EVENTPIPE_POSTGRES_DSN"] == "postgresql://u:pw@db/x"
+    assert "EVENTPIPE_LLM_API_KEY" not in sink
+    assert llm["EVENTPIPE_LLM_API_KEY"] == "sk-llm" and "EVENTPIPE_POSTGRES_DSN" not in llm
+    assert all(env["EVENTPIPE_SASL_PASSWORD"] == "kafka-pw" for env in (ner, sink, llm))

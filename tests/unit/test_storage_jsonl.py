@@ -62,3 +62,17 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_open_files_are_bounded_and_reopened_files_stay_idempotent(tmp_path: Path) -> None:
+    store = JsonlStore(tmp_path, max_open_files=3)
+    # One call touching more batches than files may be open: each is synced when closed.
+    assert store.save_many([rec("a", batch=f"b{n}") for n in range(10)]) == 10
+    assert len(store._files) == 3
+    assert store.save_many([rec("a", batch=f"b{n}") for n in range(10)]) == 0  # re-indexed
+    assert store.save_many([rec("b", batch="b0")]) == 1
+    store.close()
+    for n in range(10):
+        ids = [json.loads(x)["id"] for x in results_path(tmp_path, f"b{n}").read_text()
+               .splitlines()]
+        assert ids == (["a", "b"] if n == 0 else ["a"])

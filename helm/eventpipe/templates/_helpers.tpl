@@ -207,6 +207,7 @@ entries, except the two the chart's probes and mounts rely on.
 {{- /* Fixed by the chart, whatever .Values.config says: the probes and the volume mounts
 depend on them. */}}
 {{- $_ := set $s "EVENTPIPE_HEALTH_PORT" "8080" }}
+{{- $_ := set $s "EVENTPIPE_HEALTH_HOST" "0.0.0.0" }}
 {{- $_ := set $s "EVENTPIPE_DATA_DIR" "/data" }}
 {{- toYaml $s }}
 {{- end }}

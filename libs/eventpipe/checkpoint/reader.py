@@ -41,7 +41,8 @@ class CheckpointReader:
                 continue
             key = msg.key()
             if key is not None and key.startswith(b"marker/"):
-                self._seen_markers[key] = self._seen_markers.get(key, 0) + 1
+                if key in self._seen_markers:  # only the ones awaited here: bounded memory
+                    self._seen_markers[key] += 1
             elif msg.topic() == self._control:
                 self.table.apply_control(key, msg.value(), msg.timestamp()[1])
             else:
@@ -55,6 +56,7 @@ class CheckpointReader:
         token = writer.send_marker(self._control_partitions)
         writer.flush()
         key = marker_key(token)
+        self._seen_markers[key] = 0
         expected = writer.partitions + self._control_partitions
         deadline = time.monotonic() + timeout_s
         while self._seen_markers.get(key, 0) < expected:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -301,6 +302,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    # What the CLI writes (the data folder, the inbox, logs of the stack it starts) is the
+    # user's alone: folders 0700, files 0600.
+    os.umask(0o077)
     try:
         settings = load_settings()
     except ValueError as exc:

@@ -39,7 +39,14 @@ class ControlLatest:
             return None  # written by a reader to find the end of the topic
         if value is None:  # tombstone from cleanup
             if key is not None:
-                self.jobs.pop(key.decode(errors="replace"), None)
+                job_id = key.decode(errors="replace")
+                state = self.jobs.get(job_id)
+                if state is not None and state.command is ControlCommand.STOP:
+                    # Stop is final: a null record (anyone can write one) cannot undo it.
+                    log.warning("tombstone ignored: the job is stopped",
+                                extra={"job_id": job_id})
+                else:
+                    self.jobs.pop(job_id, None)
             return None
         try:
             msg = parse_control(value)

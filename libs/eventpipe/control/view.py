@@ -43,6 +43,8 @@ class ControlView(threading.Thread):
         self.start()
         token = uuid.uuid4().hex
         key = f"marker/{token}".encode()
+        with self._markers_seen:
+            self._markers[key] = 0
         producer = make_producer(self._settings)
         for p in self._partitions:
             producer.produce(self._topic, key=key, value=b"{}", partition=p)
@@ -66,8 +68,9 @@ class ControlView(threading.Thread):
                 key = msg.key()
                 if key is not None and key.startswith(b"marker/"):
                     with self._markers_seen:
-                        self._markers[key] = self._markers.get(key, 0) + 1
-                        self._markers_seen.notify_all()
+                        if key in self._markers:  # only our own: others' cost no memory
+                            self._markers[key] += 1
+                            self._markers_seen.notify_all()
                     continue
                 self.latest.apply(key, msg.value(), msg.timestamp()[1])
         self._consumer.close()

@@ -83,6 +83,10 @@ HEARTBEAT = Heartbeat()
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # A client that connects and sends nothing (or trickles) is dropped after this many
+    # seconds instead of holding a thread for good.
+    timeout = 10.0
+
     def do_GET(self) -> None:
         if self.path == "/healthz":
             problem = HEARTBEAT.why_not()
@@ -113,12 +117,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_health_server(
-    port: int, host: str = "0.0.0.0", stale_s: float | None = None  # noqa: S104
+    port: int, host: str = "127.0.0.1", stale_s: float | None = None
 ) -> ThreadingHTTPServer:
     if stale_s is not None:
         HEARTBEAT.stale_s = stale_s
     server = ThreadingHTTPServer((host, port), _Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    log.info("health endpoints listening", extra={"port": server.server_address[1]})
+    log.info("health endpoints listening", extra={"host": host,
+                                                       "port": server.server_address[1]})
     return server

@@ -15,21 +15,47 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from eventpipe.checkpoint.writer import CheckpointWriteError
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
 from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.metrics import CONSUMER_LAG
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers
 from eventpipe.settings import Settings
+from eventpipe.storage.base import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Message]], None]
+PoisonHandler = Callable[[Message, Exception], None]
 T = TypeVar("T")
+
+# Kafka errors that say nothing about the record in hand: the connection, not the data.
+_TRANSIENT_KAFKA = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+                    KafkaError.REQUEST_TIMED_OUT, KafkaError._MSG_TIMED_OUT}
 
 
 class DeliveryError(RuntimeError):
     pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an exception is about the system (broker, backend, shutdown) rather than the
+    record being handled: such an exception stops the service, whose batch is then
+    redelivered, instead of failing records that are fine."""
+    if isinstance(exc, StopRequested | DeliveryError | CheckpointWriteError |
+                  BackendUnavailable):
+        return True
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err: KafkaError = exc.args[0]
+        return bool(err.retriable()) or err.code() in _TRANSIENT_KAFKA
+    return False
+
+
+def log_poison(msg: Message, exc: Exception) -> None:
+    log.error("record skipped: handling it raised", extra={
+        "topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+        "reason": f"{type(exc).__name__}: {exc}"[:2000]})
 
 
 def ready_file(data_dir: Path, service: str) -> Path:
@@ -48,11 +74,13 @@ class ConsumeLoop:
         producer: Producer | None = None,
         on_tick: Callable[[], None] | None = None,
         stop_event: threading.Event | None = None,
+        on_poison: PoisonHandler = log_poison,
     ) -> None:
         self.settings = settings
         self.service = service
         self.topics = topics
         self.handle = handle
+        self.on_poison = on_poison
         self.on_tick = on_tick
         self.producer = producer or make_producer(settings)
         self.consumer: Consumer = make_consumer(settings, group_id, error_cb=self._on_error)
@@ -111,7 +139,7 @@ class ConsumeLoop:
         if not good:
             return 0
         READINESS.set(None)  # records arrive: connected
-        self.handle(good)
+        self.handle_isolated(good)
         self.flush()
         try:
             self.consumer.commit(asynchronous=False)
@@ -119,6 +147,35 @@ class ConsumeLoop:
             # After a rebalance the batch is redelivered elsewhere; keyed writes absorb it.
             log.warning("commit failed", extra={"error": str(exc)})
         return len(good)
+
+    def handle_isolated(self, msgs: list[Message]) -> None:
+        """Handle a batch; when handling raises for a reason in the records (not the broker or
+        a backend), handle them one at a time, and turn each record that raises again into
+        its failure (`on_poison`), so the loop commits past it and keeps running: a poison
+        pill never takes the service down, nor again after every restart."""
+        try:
+            self.handle(msgs)
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(msgs) == 1:
+                self._poisoned(msgs[0], exc)
+                return
+            log.warning("batch handling raised; handling its records one by one",
+                        extra={"size": len(msgs), "reason": f"{type(exc).__name__}: {exc}"[:500]})
+        for msg in msgs:
+            try:
+                self.handle([msg])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                self._poisoned(msg, exc)
+
+    def _poisoned(self, msg: Message, exc: Exception) -> None:
+        log_poison(msg, exc)
+        if self.on_poison is not log_poison:
+            self.on_poison(msg, exc)
 
     def retry_backend(self, what: str, call: Callable[[], T]) -> T:
         """Retry a call to an unreachable backend with backoff. Meanwhile the assignment is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None]:
     def main() -> None:
+        # Results, logs and checkpoints are for the stack's user alone: files 0600, folders 0700.
+        os.umask(0o077)
         try:
             settings = get_settings()
         except ValueError as exc:
@@ -25,7 +28,8 @@ def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None
         setup_logging(settings.log_level, service)
         log.info("starting")
         if settings.health_port is not None:
-            start_health_server(settings.health_port, stale_s=settings.heartbeat_stale_s)
+            start_health_server(settings.health_port, settings.health_host,
+                                stale_s=settings.heartbeat_stale_s)
         try:
             run(settings)
         except Exception:

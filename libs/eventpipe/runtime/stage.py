@@ -42,6 +42,7 @@ def failure_for_undecodable(value: bytes | None, stage: Stage, exc: Exception) -
     try:
         data = json.loads(value or b"")
         if isinstance(data, dict):
+            # Cut and cleaned by FailedDocument: the failure must be sendable whatever came.
             ids = {k: str(data[k]) for k in ("job_id", "batch_id", "doc_id") if k in data}
     except (ValueError, UnicodeDecodeError):
         pass
@@ -101,6 +102,7 @@ class StageRunner:
             group_id=f"{settings.topic_prefix}-{stage.value}",
             handle=self.handle,
             on_tick=self._tick,
+            on_poison=self._poisoned,
         )
         self.idle = IdleRelease(settings.idle_release_s, release)
 
@@ -118,6 +120,11 @@ class StageRunner:
         )
         self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}",
                    failure.model_dump_json().encode())
+
+    def _poisoned(self, msg: Message, exc: Exception) -> None:
+        failure = failure_for_undecodable(msg.value(), self.stage, exc)
+        failure.error = f"handling the message raised {describe(exc)}"
+        self._fail(failure)
 
     def handle(self, msgs: list[Message]) -> None:
         docs: list[DocumentMessage] = []

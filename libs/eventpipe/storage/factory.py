@@ -24,7 +24,8 @@ def backend_names(settings: Settings) -> list[str]:
 def open_backend(settings: Settings, name: str) -> Backend:
     """Open one backend; raises BackendUnavailable when it cannot be reached now."""
     if name == "jsonl":
-        return JsonlStore(settings.data_dir, fsync=settings.fsync)
+        return JsonlStore(settings.data_dir, fsync=settings.fsync,
+                          max_open_files=settings.jsonl_open_files)
     if name == "postgres":
         from eventpipe.storage.postgres import PostgresBackend
 

@@ -1,14 +1,19 @@
 """The JSONL backend: `extracted_events_{batch_id}.jsonl`, one line per processed document.
 
-Idempotent: the ids already in a file are indexed when it is first opened, so a document
+Idempotent: the ids already in a file are indexed when it is opened, so a document
 redelivered after a crash is not appended twice. A half-written last line (a crash inside a
-write) is cut off at that moment. One sink process owns a data directory's JSONL files."""
+write) is cut off at that moment. One sink process owns a data directory's JSONL files.
+
+Open files are bounded: the least recently written is closed when more than
+`max_open_files` batches are in flight (a sink serving thousands of batches must not run out
+of file descriptors), and indexed again, reading line by line, if it is needed again."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -48,34 +53,44 @@ class _OpenFile:
         self.handle: IO[bytes] = path.open("ab")
 
     def _repair_and_index(self) -> None:
+        """Index the ids line by line (never the whole file in memory); cut a last line
+        without its newline."""
         if not self.path.exists():
             return
         with self.path.open("r+b") as f:
-            data = f.read()
-            end = data.rfind(b"\n") + 1
-            if end != len(data):
-                log.warning(
-                    "cut a half-written last line",
-                    extra={"path": str(self.path), "bytes": len(data) - end},
-                )
+            end = 0
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                end += len(line)
+                if line.strip():
+                    self.ids.add(json.loads(line)["id"])
+            size = f.seek(0, os.SEEK_END)
+            if end != size:
+                log.warning("cut a half-written last line",
+                            extra={"path": str(self.path), "bytes": size - end})
                 f.truncate(end)
-        for line in data[:end].splitlines():
-            if line.strip():
-                self.ids.add(json.loads(line)["id"])
 
 
 class JsonlStore:
     name = "jsonl"
 
-    def __init__(self, data_dir: Path, fsync: bool = True) -> None:
+    def __init__(self, data_dir: Path, fsync: bool = True, max_open_files: int = 32) -> None:
         self.data_dir = data_dir
         self.fsync = fsync
-        self._files: dict[str, _OpenFile] = {}
+        self.max_open_files = max(1, max_open_files)
+        self._files: OrderedDict[str, _OpenFile] = OrderedDict()  # least recent first
 
     def _file(self, batch_id: str) -> _OpenFile:
         f = self._files.get(batch_id)
-        if f is None:
-            f = self._files[batch_id] = _OpenFile(results_path(self.data_dir, batch_id))
+        if f is not None:
+            self._files.move_to_end(batch_id)
+            return f
+        while len(self._files) >= self.max_open_files:
+            _, oldest = self._files.popitem(last=False)
+            self._sync(oldest)
+            oldest.handle.close()
+        f = self._files[batch_id] = _OpenFile(results_path(self.data_dir, batch_id))
         return f
 
     def save_documents(self, records: Sequence[ResultRecord]) -> None:
@@ -120,10 +135,14 @@ class JsonlStore:
             touched[record["batch_id"]] = f
             written += 1
         for f in touched.values():
-            f.handle.flush()
-            if self.fsync:
-                os.fsync(f.handle.fileno())
+            if not f.handle.closed:  # else synced when it was closed
+                self._sync(f)
         return written
+
+    def _sync(self, f: _OpenFile) -> None:
+        f.handle.flush()
+        if self.fsync:
+            os.fsync(f.handle.fileno())
 
     def close(self) -> None:
         for f in self._files.values():

@@ -256,3 +256,15 @@ def test_settings_are_required() -> None:
         OpenAIGenerator.from_settings(Settings(llm_backend="openai", llm_model="m"))
     with pytest.raises(ValueError, match="http"):
         OpenAIGenerator("localhost:8000/v1", "m")
+
+
+def test_failure_reasons_never_show_the_urls_credentials(
+    fake_server: Start, backends: Callable[..., LLMBackend]
+) -> None:
+    server = fake_server(lambda body: (400, '{"error": "no"}'))
+    host = server.url.split("://", 1)[1]
+    (result,) = backends(f"http://user:hunter2@{host}?api_key=tok3n",
+                         max_retries=0).extract_results([doc()])
+    assert isinstance(result, BackendError) and "refused the request" in str(result)
+    assert "hunter2" not in str(result) and "tok3n" not in str(result)
+    assert host.split("/")[0] in str(result)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from elastic_transport import ApiResponse, TransportApiResponse, TransportError
 from elastic_transport import Transport as _Transport
@@ -28,6 +28,7 @@ from elasticsearch import ApiError, Elasticsearch
 from eventpipe.models import FailedDocument
 from eventpipe.settings import Settings
 from eventpipe.storage.base import BackendUnavailable, ResultRecord, StorageError
+from eventpipe.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -162,21 +163,6 @@ def _encode(value: Mapping[str, Any]) -> bytes:
         # An unpaired surrogate (possible in JSON input) is no Unicode character; servers may
         # refuse even its escaped form (the test emulator does), so it becomes U+FFFD.
         return _SURROGATE.sub("\ufffd", text).encode()
-
-
-def redact_url(url: str) -> str:
-    """The URL without its user name and password, fit for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparsable URL>"
 
 
 def _url_password(url: str) -> str | None:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from eventpipe.nlp.llm.base import SCHEMA_NAME, BackendError, InvalidOutput
 from eventpipe.nlp.llm.prompt import Messages
 from eventpipe.settings import Settings
+from eventpipe.urls import redact_url
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: one line per document is noise in a stage's log.
@@ -43,8 +44,11 @@ class OpenAIGenerator:
         max_backoff_s: float = 8.0,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"EVENTPIPE_LLM_BASE_URL must be an http(s) URL, not {base_url!r}")
+            raise ValueError("EVENTPIPE_LLM_BASE_URL must be an http(s) URL, not "
+                             f"{redact_url(base_url)!r}")
         self.url = base_url.rstrip("/") + "/chat/completions"
+        # What reasons and logs show: failure reasons are stored in checkpoints.
+        self.shown_url = redact_url(self.url)
         self.model = model
         self.response_format = response_format
         self.max_tokens = max_tokens
@@ -124,7 +128,7 @@ class OpenAIGenerator:
             finish = choice.get("finish_reason")
         except (ValueError, LookupError, TypeError, AttributeError) as exc:
             raise BackendError(
-                f"unexpected answer from {self.url}: {type(exc).__name__}: "
+                f"unexpected answer from {self.shown_url}: {type(exc).__name__}: "
                 f"{response.text[:200]!r}"
             ) from None
         if finish == "length":
@@ -152,7 +156,7 @@ class OpenAIGenerator:
                 problem = f"HTTP {status}: {response.text[:200]!r}"
                 if status != 429 and status < 500:
                     # The server understood and said no: asking again changes nothing.
-                    raise BackendError(f"{self.url} refused the request: {problem}")
+                    raise BackendError(f"{self.shown_url} refused the request: {problem}")
                 retry_after = _seconds(response.headers.get("retry-after"))
             if attempt + 1 < attempts:
                 delay = min(max(self.backoff_s * 2**attempt, retry_after), self.max_backoff_s)
@@ -162,7 +166,7 @@ class OpenAIGenerator:
                 )
                 time.sleep(delay)
         tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
-        raise BackendError(f"no answer from {self.url} after {tries}: {problem}")
+        raise BackendError(f"no answer from {self.shown_url} after {tries}: {problem}")
 
 
 def _seconds(value: str | None) -> float:

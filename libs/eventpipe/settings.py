@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     checkpoint_flush_interval_s: float = Field(
         0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."
     )
+    stuck_after_s: float = Field(
+        3600.0, gt=0, description="A running job without progress for this long is reported "
+        "stuck (checkpoint `metadata.stuck`, metric `eventpipe_jobs_stuck`, a log line)."
+    )
     health_port: int | None = Field(
         None, ge=0, le=65535, description="Port of /healthz, /readyz and /metrics; unset: off "
         "(the embedded stack leaves it off unless asked)."

@@ -12,7 +12,7 @@ from eventpipe.kafka.clients import make_producer
 from eventpipe.models import JobStatus
 from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.loop import ready_file
-from eventpipe.runtime.metrics import CHECKPOINT_WRITE_SECONDS
+from eventpipe.runtime.metrics import CHECKPOINT_WRITE_SECONDS, JOBS_STUCK
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
 
@@ -26,6 +26,25 @@ class Materializer:
         self.writer = CheckpointWriter(settings, make_producer(settings))
         self.stop_event = threading.Event()
         self._last_status: dict[str, JobStatus] = {}
+        self._stuck: dict[str, dict[str, str]] = {}  # job id -> since, waiting for
+
+    def report_stuck(self) -> None:
+        """Mark running jobs without progress for `stuck_after_s` (checkpoint
+        `metadata.stuck`, the metric, one warning each), and unmark those that moved."""
+        table = self.reader.table
+        now = time.time()
+        for job_id, state in table.jobs.items():
+            report = table.stuck(state, now, self.settings.stuck_after_s)
+            if report is None:
+                if self._stuck.pop(job_id, None) is not None:
+                    table.dirty.add(job_id)
+            elif self._stuck.get(job_id) != report:
+                self._stuck[job_id] = report
+                table.dirty.add(job_id)
+                log.warning("job stuck", extra={"job_id": job_id} | report)
+        for job_id in [j for j in self._stuck if j not in table.jobs]:
+            del self._stuck[job_id]
+        JOBS_STUCK.set(len(self._stuck))
 
     def flush_files(self) -> int:
         table = self.reader.table
@@ -42,6 +61,8 @@ class Materializer:
                 continue
             started = time.perf_counter()
             data = table.to_checkpoint(state)
+            if job_id in self._stuck:
+                data["metadata"]["stuck"] = self._stuck[job_id]
             atomic_write_json(path, data, fsync=self.settings.fsync)
             CHECKPOINT_WRITE_SECONDS.observe(time.perf_counter() - started)
             status = JobStatus(data["status"])
@@ -64,11 +85,15 @@ class Materializer:
         ready.parent.mkdir(parents=True, exist_ok=True)
         ready.touch()
         READINESS.set(None)
-        next_flush = time.monotonic()
+        next_flush = next_stuck = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 HEARTBEAT.beat()
                 self.reader.poll(timeout_s=0.1)
+                if time.monotonic() >= next_stuck:
+                    # O(jobs): not at every flush.
+                    next_stuck = time.monotonic() + min(60.0, self.settings.stuck_after_s / 4)
+                    self.report_stuck()
                 if time.monotonic() >= next_flush:
                     self.flush_files()
                     next_flush = time.monotonic() + self.settings.checkpoint_flush_interval_s

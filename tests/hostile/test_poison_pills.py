@@ -265,3 +265,26 @@ def test_a_file_its_sender_cannot_read_never_reaches_a_results_file(
     for p in [*settings.data_dir.glob("extracted_events_*"), *settings.checkpoint_dir.iterdir()]:
         assert p.stat().st_mode & 0o077 == 0, p
     assert_untouched(stack, before)
+
+
+def test_a_job_waiting_for_a_closing_message_is_reported_stuck(settings: Settings) -> None:
+    stack = Stack(settings.model_copy(update={"stuck_after_s": 2.0}),
+                  services=("checkpoint", "sink", "llm", "dp", "ner", "ingest"))
+    stack.start()
+    try:
+        producer = make_producer(stack.settings)
+        producer.produce(f"{settings.topic_prefix}.submissions", key=b"open", value=json.dumps(
+            {"batch_id": "open", "id": "d1", "text": "Police arrested a man in Lyon."}).encode())
+        assert producer.flush(30) == 0
+        cp = wait_checkpoint(stack.settings, job_id_for("open"),
+                             lambda c: "stuck" in c["metadata"], timeout_s=120)
+        assert cp["status"] == "RUNNING" and cp["processed_documents"] == 1
+        assert "closing message" in cp["metadata"]["stuck"]["waiting_for"]
+        # It moves again (closed): no longer stuck.
+        producer.produce(f"{settings.topic_prefix}.submissions", key=b"open", value=json.dumps(
+            {"batch_id": "open", "end": True, "count": 2}).encode())
+        assert producer.flush(30) == 0
+        cp = wait_checkpoint(stack.settings, job_id_for("open"),
+                             lambda c: c["total_documents"] == 2, timeout_s=120)
+    finally:
+        stack.stop()

@@ -106,3 +106,27 @@ def test_control_commands_are_validated() -> None:
             assert words in str(exc), (bad, exc)
         else:
             raise AssertionError(f"accepted {bad!r}")
+
+
+def test_a_running_job_without_progress_is_reported_stuck_with_what_it_waits_for() -> None:
+    import calendar
+    import time
+
+    table = JobTable()
+    table.apply_record(JobRecord(job_id=JOB, batch_id="b1", created_at="2025-01-01T00:00:00Z"))
+    t0 = calendar.timegm(time.strptime("2025-01-01T00:00:00Z", "%Y-%m-%dT%H:%M:%SZ"))
+    state = table.jobs[JOB]
+    assert table.stuck(state, t0 + 59, after_s=60) is None
+    assert table.stuck(state, t0 + 60, after_s=60) == {
+        "since": "2025-01-01T00:00:00Z", "waiting_for":
+        "the closing message of its stream (0 documents recorded, total unknown)"}
+    table.apply_record(JobRecord(job_id=JOB, batch_id="b1", created_at="2025-01-01T00:00:00Z",
+                                 total_documents=3))
+    table.apply_record(DocRecord(job_id=JOB, doc_id="a", state="processed",
+                                 at="2025-01-01T00:01:00Z"))
+    assert table.stuck(state, t0 + 100, after_s=60) is None  # it moved at 00:01
+    report = table.stuck(state, t0 + 120, after_s=60)
+    assert report is not None and report["waiting_for"] == "2 of 3 documents"
+    table.apply_control(JOB.encode(), json.dumps({"command": "pause", "job_id": JOB}).encode(),
+                        (t0 + 130) * 1000)
+    assert table.stuck(state, t0 + 10_000, after_s=60) is None  # paused on purpose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import logging
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,15 @@ class JobState:
     @property
     def all_done(self) -> bool:
         return self.total is not None and self.done >= self.total
+
+    def waiting_for(self) -> str:
+        """What an unfinished job still waits for, in words."""
+        if self.total is None:
+            return (f"the closing message of its stream ({self.done} documents recorded, "
+                    "total unknown)")
+        if self.all_done:
+            return "its batch-level work (the linker)"
+        return f"{self.total - self.done} of {self.total} documents"
 
 
 class JobTable:
@@ -152,6 +162,22 @@ class JobTable:
         elif kind == "status" and rest in self.jobs:
             self.jobs[rest].terminal = None
             self.dirty.add(rest)
+
+    def stuck(self, state: JobState, now_s: float, after_s: float) -> dict[str, str] | None:
+        """For a RUNNING job with no record for `after_s` seconds: since when, and what it
+        waits for; else None. Paused or finished jobs wait on purpose."""
+        if state.batch_id is None or self.status(state) is not JobStatus.RUNNING:
+            return None
+        last = state.updated_at or state.created_at
+        if last is None:
+            return None
+        try:
+            at = calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ"))
+        except ValueError:
+            return None
+        if now_s - at < after_s:
+            return None
+        return {"since": last, "waiting_for": state.waiting_for()}
 
     def to_checkpoint(self, state: JobState) -> dict[str, Any]:
         """The checkpoint file's content: the earlier system's format, field for field, plus

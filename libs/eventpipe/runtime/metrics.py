@@ -21,3 +21,5 @@ BACKEND_SAVE_SECONDS = Histogram(
     "eventpipe_backend_save_seconds", "Time to save one batch to a backend", ["backend"])
 BACKEND_ERRORS = Counter(
     "eventpipe_backend_errors", "Failed saves, by backend and kind", ["backend", "kind"])
+JOBS_STUCK = Gauge(
+    "eventpipe_jobs_stuck", "Running jobs with no progress for EVENTPIPE_STUCK_AFTER_S or more")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from spacy.language import Language
 
-from eventpipe.models import DocumentMessage
+from eventpipe.models import DocumentMessage, job_id_for
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.memory import transient_batch, trim_caches
 from eventpipe.nlp.triplets import triplets_from_doc
@@ -15,7 +15,7 @@ from support.unseen import unseen_documents
 
 
 def messages(texts: list[str]) -> list[DocumentMessage]:
-    return [DocumentMessage(job_id="j", batch_id="b", doc_id=f"d{n}", text=text)
+    return [DocumentMessage(job_id=job_id_for("b"), batch_id="b", doc_id=f"d{n}", text=text)
             for n, text in enumerate(texts)]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.kafka.clients import make_producer, make_reader
 from eventpipe.models import MAX_ID_LENGTH, FailedDocument, job_id_for
 from eventpipe.settings import Settings

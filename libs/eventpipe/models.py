@@ -270,6 +270,11 @@ class DocRecord(_Model):
     def _job(cls, value: str) -> str:
         return check_job_id(value)
 
+    @field_validator("doc_id")
+    @classmethod
+    def _doc(cls, value: str) -> str:
+        return check_id(value, "doc_id")
+
 
 class StatusRecord(_Model):
     """A terminal status decided by the materializer (key `status/<job_id>`)."""

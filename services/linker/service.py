@@ -11,7 +11,7 @@ from eventpipe.kafka.clients import make_producer
 from eventpipe.linking.batch import BatchLevelError, run_batch_level
 from eventpipe.models import JobStatus, StatusRecord, utc_now
 from eventpipe.runtime.health import HEARTBEAT, READINESS
-from eventpipe.runtime.loop import ready_file
+from eventpipe.runtime.loop import is_transient, ready_file
 from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.settings import Settings
@@ -36,6 +36,15 @@ def finish_job(settings: Settings, writer: CheckpointWriter, checkpoint: dict[st
         record = StatusRecord(job_id=job_id, status=JobStatus.FAILED, at=utc_now(),
                               reason=f"batch-level work failed: {exc}")
         log.error("batch-level work failed", extra={"job_id": job_id, "reason": str(exc)})
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        # A job whose data breaks the batch-level step (a corrupt results line...) fails
+        # alone, with the reason; raising would crash the linker again after every restart.
+        reason = f"batch-level work raised {type(exc).__name__}: {exc}"[:2000]
+        record = StatusRecord(job_id=job_id, status=JobStatus.FAILED, at=utc_now(),
+                              reason=reason)
+        log.exception("batch-level work raised", extra={"job_id": job_id})
     writer.send(record)
     writer.flush()
     return record

@@ -280,10 +280,7 @@ class Stack:
         env = self.service_env(service)
         if health_port is not None:
             env["EVENTPIPE_HEALTH_PORT"] = str(health_port)
-        if service != "console":  # the API tokens are the console's alone
-            env.pop("EVENTPIPE_API_TOKEN", None)
-            env.pop("EVENTPIPE_API_READ_TOKEN", None)
-        else:
+        if service == "console":  # (its API tokens reach it alone: SECRETS_USED)
             # Chosen here, not by the console, so that `ps` can print the URL.
             if self.console_port is None:
                 self.console_port = self.settings.console_port or free_port()

@@ -42,7 +42,7 @@ def test_down_leaves_alone_the_pids_a_forged_stack_file_lists(tmp_path: Path) ->
     victims = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
     try:
         settings = Settings(data_dir=tmp_path)
-        StackState(bootstrap="127.0.0.1:9", embedded=True, broker_pid=victims[0].pid,
+        StackState(bootstrap="127.0.0.1:9", broker_kind="embedded", broker_pid=victims[0].pid,
                    session_timeout_ms=2000, heartbeat_interval_ms=500,
                    services={"ner": ServiceProcess("ner", "ner", victims[1].pid, "x.log")},
                    ).save(state_path(settings))

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.kafka.broker import free_port
 from eventpipe.kafka.clients import make_admin
 from eventpipe.kafka.local_kafka import LocalKafka, new_cluster_id

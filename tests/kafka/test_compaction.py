@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from eventpipe.cli.jobs import submit
 from eventpipe.cli.stack_commands import cleanup
+from eventpipe.jobs import submit
 from eventpipe.kafka.clients import make_admin, make_reader
 from eventpipe.kafka.topics import Topics
 from eventpipe.settings import Settings

@@ -22,6 +22,9 @@ JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 # so an id holding one would crash whatever encodes it (a Kafka key, a file name, a log line).
 _BAD_ID_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# The version of the message and result formats this code writes and understands. A reader
+# meeting a newer one fails that document with a clear reason instead of misreading it.
+SCHEMA_VERSION = 1
 
 
 def job_id_for(batch_id: str) -> str:
@@ -120,9 +123,22 @@ class Event(_Model):
     source: str = "rules"
 
 
+class RetryState(_Model):
+    """A document's transient failures at one stage, carried on the document while it waits
+    on that stage's retry topic (see runtime/retry_topic.py)."""
+
+    stage: Stage
+    attempts: int = Field(ge=1, description="Failed attempts so far at this stage.")
+    first_failed_at: str
+    first_failed_ms: int = Field(ge=0)
+    not_before_ms: int = Field(ge=0, description="Not to be tried again before this time.")
+    error: str
+
+
 class DocumentMessage(_Model):
     """A document on the work topics; each stage fills in its part and passes it on."""
 
+    schema_version: int = Field(SCHEMA_VERSION, ge=1)
     job_id: str
     batch_id: str
     doc_id: str
@@ -140,6 +156,8 @@ class DocumentMessage(_Model):
     epoch_ms: int = Field(
         0, ge=0, description="Newest resume of the job its sender knew of; see control/state.py."
     )
+    retry: RetryState | None = Field(None, description="Set while transient failures retry.")
+    replays: int = Field(0, ge=0, description="Times `eventpipe failures replay` re-sent it.")
 
     @field_validator("job_id", "batch_id", "doc_id")
     @classmethod
@@ -149,16 +167,30 @@ class DocumentMessage(_Model):
         return check_id(value, "id")
 
 
-class FailedDocument(_Model):
-    """Ids are made safe (`safe_id`) rather than refused: a failure must always be sendable,
-    whatever the message that failed held."""
+class FailureClass(StrEnum):
+    TRANSIENT = "transient"  # the backend, not the document: worth trying again later
+    PERMANENT = "permanent"  # the document itself: the same input fails the same way
 
+
+class FailedDocument(_Model):
+    """A failure record: everything needed to understand it and to redo it. `payload` is the
+    failing stage's input message (None when there is none, e.g. a malformed input line). Ids
+    are made safe (`safe_id`) rather than refused: a failure must always be sendable, whatever
+    the message that failed held."""
+
+    schema_version: int = Field(SCHEMA_VERSION, ge=1)
     job_id: str
     batch_id: str
     doc_id: str
     stage: Stage
     error: str
-    at: str = Field(default_factory=utc_now)
+    at: str = Field(default_factory=utc_now, description="When it failed (the last time).")
+    failure_class: FailureClass = FailureClass.PERMANENT
+    attempts: int = Field(1, ge=1, description="Attempts at the failing stage.")
+    first_failed_at: str | None = None
+    replays: int = Field(0, ge=0, description="Replays it had failed after.")
+    quarantined: bool = Field(False, description="Failed after too many replays: not replayed.")
+    payload: DocumentMessage | None = None
 
     @field_validator("job_id", "batch_id", "doc_id", mode="before")
     @classmethod
@@ -260,9 +292,14 @@ class DocRecord(_Model):
     type: Literal["doc"] = "doc"
     job_id: str
     doc_id: str
-    state: Literal["processed", "failed"]
+    state: Literal["processed", "failed", "pending"] = Field(
+        description="`pending`: re-sent by a replay, neither processed nor failed for now."
+    )
     stage: Stage | None = None
     error: str | None = None
+    failure_class: FailureClass | None = None
+    attempts: int | None = None
+    quarantined: bool | None = None
     at: str
 
     @field_validator("job_id")
@@ -284,6 +321,9 @@ class StatusRecord(_Model):
     status: JobStatus
     at: str
     reason: str | None = None
+    replay_id: str | None = Field(
+        None, description="Set by a replay re-opening the job (RUNNING); the CLI waits for it."
+    )
 
     @field_validator("job_id")
     @classmethod

@@ -121,6 +121,26 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Longest wait between retries of an unreachable backend."
     )
 
+    # --- Transient failures and replays (README: "Failures, retry and replay") ---------------
+    retry_max_attempts: int = Field(
+        6, ge=1, description="Attempts at a stage (the first included) before a transient "
+        "failure (model server down, 429/5xx, timeout) counts as failed.",
+    )
+    retry_max_seconds: float = Field(
+        600.0, ge=0, description="Longest a document keeps retrying a transient failure, from "
+        "its first failure at that stage.",
+    )
+    retry_backoff_s: float = Field(
+        2.0, gt=0, description="Wait before the first retry; doubles with each attempt.",
+    )
+    retry_max_backoff_s: float = Field(
+        120.0, gt=0, description="Longest wait between two retries.",
+    )
+    replay_max_failures: int = Field(
+        3, ge=1, description="A document that fails again after this many replays is "
+        "quarantined: `failures replay` leaves it unless asked.",
+    )
+
     # --- Embedded stack: processes per stage (up to the work topics' partitions) ----------
     ner_workers: int = Field(1, ge=1, description="NER processes `eventpipe run` starts.")
     dp_workers: int = Field(1, ge=1, description="DP processes `eventpipe run` starts.")

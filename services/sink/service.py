@@ -29,7 +29,14 @@ from eventpipe.runtime.metrics import (
 )
 from eventpipe.runtime.retry import StopRequested
 from eventpipe.runtime.service import install_stop_handlers, main_for
-from eventpipe.runtime.stage import decode_document, describe, failure_for_undecodable
+from eventpipe.runtime.stage import (
+    check_version,
+    decode_document,
+    describe,
+    failure_for_undecodable,
+    failure_of,
+    schema_version_of,
+)
 from eventpipe.settings import Settings
 from eventpipe.storage.base import (
     Backend,
@@ -47,12 +54,17 @@ def _saver(backend: Backend, record: ResultRecord) -> Callable[[], None]:
     return lambda: backend.save_documents([record])
 
 
+def _failure_saver(backend: Backend, failures: list[FailedDocument]) -> Callable[[], None]:
+    return lambda: backend.save_failures(failures)
+
+
 class Sink:
     def __init__(self, settings: Settings, backends: list[Backend],
                  stop_event: threading.Event) -> None:
         topics = Topics.from_settings(settings)
         self.events_topic = topics.events
         self.backends = backends
+        self.replay_max_failures = settings.replay_max_failures
         producer = make_producer(settings)
         self.checkpoints = CheckpointWriter(settings, producer)
         self.loop = ConsumeLoop(
@@ -70,6 +82,7 @@ class Sink:
         try:
             if msg.topic() == self.events_topic:
                 return decode_document(msg.value())
+            check_version(schema_version_of(msg.value()))
             return FailedDocument.model_validate_json(msg.value() or b"")
         except (ValueError, ValidationError) as exc:
             return failure_for_undecodable(msg.value(), Stage.SINK, exc)
@@ -143,6 +156,8 @@ class Sink:
         for backend in self.backends:
             for f in self._save(backend, records, failures):
                 refused.setdefault((f.job_id, f.doc_id), f)
+        if refused:
+            self._record_refused(items, refused)
         # 2. ... then record outcomes; the loop commits only after these are acknowledged.
         for item in items:
             if isinstance(item, DocumentMessage):
@@ -150,10 +165,13 @@ class Sink:
                 record = DocRecord(job_id=item.job_id, doc_id=item.doc_id, state="processed",
                                    at=now) if failure is None else DocRecord(
                     job_id=item.job_id, doc_id=item.doc_id, state="failed",
-                    stage=Stage.SINK, error=failure.error, at=now)
+                    stage=Stage.SINK, error=failure.error, at=now,
+                    quarantined=failure.quarantined or None)
             else:
                 record = DocRecord(job_id=item.job_id, doc_id=item.doc_id, state="failed",
-                                   stage=item.stage, error=item.error, at=now)
+                                   stage=item.stage, error=item.error, at=now,
+                                   failure_class=item.failure_class, attempts=item.attempts,
+                                   quarantined=item.quarantined or None)
             self.checkpoints.send(record)
         self.checkpoints.flush()
         for item in items:  # counted once recorded, as the checkpoint counts them
@@ -161,6 +179,23 @@ class Sink:
                 DOCUMENTS_PROCESSED.labels("sink").inc()
             elif isinstance(item, DocumentMessage):
                 DOCUMENTS_FAILED.labels("sink").inc()
+
+    def _record_refused(self, items: Sequence[DocumentMessage | FailedDocument],
+                        refused: dict[tuple[str, str], FailedDocument]) -> None:
+        """A document a backend refused becomes a failure record with the events message as
+        its payload (a replay sends it to the sink again), kept by every backend that takes it."""
+        for item in items:
+            key = (item.job_id, item.doc_id)
+            if isinstance(item, DocumentMessage) and key in refused:
+                refused[key] = failure_of(item, Stage.SINK, refused[key].error, item,
+                                          self.replay_max_failures)
+        for backend in self.backends:
+            try:
+                self.loop.retry_backend(backend.name,
+                                        _failure_saver(backend, list(refused.values())))
+            except StorageError as exc:
+                log.error("backend refused failure records", extra={"backend": backend.name,
+                                                                    "reason": describe(exc)})
 
     def run(self) -> None:
         try:

@@ -22,8 +22,8 @@ def fake_server() -> Iterator[Callable[..., FakeModelServer]]:
     """Starts fake model servers for a test and stops them after it."""
     started: list[FakeModelServer] = []
 
-    def start(answer: Answer, delay_s: float = 0.0) -> FakeModelServer:
-        server = FakeModelServer(answer, delay_s).__enter__()
+    def start(answer: Answer, delay_s: float = 0.0, port: int = 0) -> FakeModelServer:
+        server = FakeModelServer(answer, delay_s, port).__enter__()
         started.append(server)
         return server
 

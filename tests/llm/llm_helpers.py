@@ -98,7 +98,7 @@ class FakeModelServer:
     (finish_reason "stop"), a dict a whole response body, (status, body[, headers]) an HTTP
     error. It records every request and the most requests it ever had at once."""
 
-    def __init__(self, answer: Answer, delay_s: float = 0.0) -> None:
+    def __init__(self, answer: Answer, delay_s: float = 0.0, port: int = 0) -> None:
         self.answer = answer
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
@@ -106,7 +106,8 @@ class FakeModelServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        # A fixed port: a server that comes up where the stack has been calling in vain.
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._http.daemon_threads = True
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

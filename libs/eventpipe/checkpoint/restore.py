@@ -85,6 +85,8 @@ def restore_from_files(settings: Settings, producer: Producer) -> int:
                     job_id=job_id, doc_id=doc_id, state="failed", at=at,
                     stage=Stage(reason.get("stage", "sink")),
                     error=reason.get("error", "failed before restore"),
+                    failure_class=reason.get("class"), attempts=reason.get("attempts"),
+                    quarantined=reason.get("quarantined"),
                 ))
             status = JobStatus(data["status"])
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):

@@ -30,6 +30,9 @@ TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
 class Failure:
     stage: str
     error: str
+    failure_class: str | None = None
+    attempts: int | None = None
+    quarantined: bool = False
 
 
 @dataclass
@@ -46,6 +49,7 @@ class JobState:
     failures: dict[str, Failure] = field(default_factory=dict)
     terminal: JobStatus | None = None
     terminal_reason: str | None = None
+    replay_id: str | None = None  # the newest replay that re-opened the job
 
     def touch(self, at: str | None) -> None:
         if at and (self.updated_at is None or at > self.updated_at):
@@ -135,16 +139,25 @@ class JobTable:
             if record.state == "processed":
                 state.processed[record.doc_id] = None
                 state.failures.pop(record.doc_id, None)
-            elif record.doc_id not in state.processed:
+            elif record.doc_id in state.processed:
                 # A saved document stays processed: a later failure of a redelivered copy
                 # does not unsave it, so no document is ever both processed and failed.
+                pass
+            elif record.state == "pending":
+                # Re-sent by a replay: not done until it is processed or fails again.
+                state.failures.pop(record.doc_id, None)
+            else:
                 state.failures[record.doc_id] = Failure(
-                    str(record.stage or "unknown"), record.error or "unknown error"
+                    str(record.stage or "unknown"), record.error or "unknown error",
+                    record.failure_class.value if record.failure_class else None,
+                    record.attempts, bool(record.quarantined),
                 )
             state.touch(record.at)
         elif isinstance(record, StatusRecord):
             state.terminal = record.status if record.status in TERMINAL else None
             state.terminal_reason = record.reason
+            if record.replay_id:
+                state.replay_id = record.replay_id
             state.touch(record.at)
         self.dirty.add(record.job_id)
 
@@ -202,13 +215,23 @@ class JobTable:
                 "total_known": state.total is not None,
                 "submission_id": state.submission_id,
             },
-            "failures": {
-                doc_id: {"stage": f.stage, "error": f.error}
-                for doc_id, f in state.failures.items()
-            },
+            "failures": {doc_id: _failure_entry(f) for doc_id, f in state.failures.items()},
         }
+        if state.replay_id:
+            data["metadata"]["replay_id"] = state.replay_id
         if state.terminal_reason:
             data["metadata"]["status_reason"] = state.terminal_reason
         if state.all_done and data["status"] == JobStatus.RUNNING.value:
             data["metadata"]["phase"] = "batch-level work"
         return data
+
+
+def _failure_entry(failure: Failure) -> dict[str, Any]:
+    entry: dict[str, Any] = {"stage": failure.stage, "error": failure.error}
+    if failure.failure_class:
+        entry["class"] = failure.failure_class
+    if failure.attempts:
+        entry["attempts"] = failure.attempts
+    if failure.quarantined:
+        entry["quarantined"] = True
+    return entry

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from eventpipe.checkpoint.writer import CheckpointWriter
-from eventpipe.cli import stack_commands
+from eventpipe.cli import failures, stack_commands
 from eventpipe.cli.errors import UsageError
 from eventpipe.cli.output import monitor_line, run_summary, status_report
 from eventpipe.cli.progress import Progress
@@ -34,7 +34,7 @@ from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.errors import BrokerConfigError, KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.logs import setup_logging
-from eventpipe.models import ControlCommand, Submission
+from eventpipe.models import ControlCommand, Stage, Submission
 from eventpipe.settings import Settings, load_settings
 from eventpipe.stack import Stack, StackError
 from eventpipe.storage.jsonl import batch_output_path
@@ -153,6 +153,16 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if record.status.value == "COMPLETED" else 1
 
 
+def cmd_failures(args: argparse.Namespace, settings: Settings) -> int:
+    if args.failures_command == "list":
+        return failures.cmd_list(settings, args.job, args.stage, args.reason, args.json)
+    if args.failures_command == "show":
+        return failures.cmd_show(settings, args.job, args.doc)
+    return failures.cmd_replay(stack_commands.attached_settings(settings), args.job, args.stage,
+                               args.reason, args.doc, args.include_quarantined, args.wait,
+                               args.timeout)
+
+
 def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     job_id = resolve_job(settings, args.job)
     rate = RateWindow()
@@ -262,6 +272,34 @@ def parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("link", parents=[data_dir, job],
                         help="run a job's batch-level work again (links, storylines, stats)")
     lk.set_defaults(func=cmd_link)
+
+    fl = sub.add_parser("failures", help="list, show and replay a job's failed documents")
+    fl_sub = fl.add_subparsers(dest="failures_command", required=True)
+    stages = [s.value for s in Stage]
+    ls = fl_sub.add_parser("list", parents=[data_dir], help="one line per failed document, "
+                           "then counts by stage and reason")
+    ls.add_argument("job", help="job id or batch id")
+    ls.add_argument("--stage", choices=stages, help="only documents that failed at this stage")
+    ls.add_argument("--reason", help="only documents whose reason contains this text")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    show = fl_sub.add_parser("show", parents=[data_dir],
+                             help="a failed document's whole record, payload included")
+    show.add_argument("job", help="job id or batch id")
+    show.add_argument("doc", help="document id")
+    rp = fl_sub.add_parser("replay", parents=[data_dir], help="send the stored payloads of "
+                           "failed documents into the stage where they failed")
+    rp.add_argument("job", help="job id or batch id")
+    rp.add_argument("--stage", choices=stages, help="only documents that failed at this stage")
+    rp.add_argument("--reason", help="only documents whose reason contains this text")
+    rp.add_argument("--doc", nargs="+", action="extend", metavar="ID",
+                    help="only these documents")
+    rp.add_argument("--include-quarantined", action="store_true",
+                    help="also replay documents quarantined after failed replays")
+    rp.add_argument("--wait", action="store_true",
+                    help="wait until the job is COMPLETED (or FAILED) again")
+    rp.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds to wait for the checkpoint to show the replay (default 30)")
+    fl.set_defaults(func=cmd_failures)
 
     m = sub.add_parser("monitor", parents=[data_dir, job], help="a line per interval until "
                        "the job ends")

@@ -50,6 +50,14 @@ class Topics:
     failed: str
     control: str
     checkpoints: str
+    retry_ner: str
+    retry_dp: str
+    retry_llm: str
+
+    def retry(self, stage: str) -> str:
+        """Where a stage's documents wait out a transient failure (one topic per stage, so
+        each stage's scheduler reads only its own)."""
+        return {"ner": self.retry_ner, "dp": self.retry_dp, "llm": self.retry_llm}[stage]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -63,6 +71,9 @@ class Topics:
             failed=f"{p}.failed",
             control=f"{p}.control",
             checkpoints=f"{p}.checkpoints",
+            retry_ner=f"{p}.retry.ner",
+            retry_dp=f"{p}.retry.dp",
+            retry_llm=f"{p}.retry.llm",
         )
 
 
@@ -99,6 +110,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.dp, n, work),
         TopicSpec(t.events, n, work),
         TopicSpec(t.failed, n, failed),
+        TopicSpec(t.retry_ner, n, work),
+        TopicSpec(t.retry_dp, n, work),
+        TopicSpec(t.retry_llm, n, work),
         TopicSpec(t.control, settings.control_partitions, compacted),
         TopicSpec(t.checkpoints, settings.checkpoint_partitions, compacted),
     ]

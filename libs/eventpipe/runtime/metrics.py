@@ -23,3 +23,6 @@ BACKEND_ERRORS = Counter(
     "eventpipe_backend_errors", "Failed saves, by backend and kind", ["backend", "kind"])
 JOBS_STUCK = Gauge(
     "eventpipe_jobs_stuck", "Running jobs with no progress for EVENTPIPE_STUCK_AFTER_S or more")
+DOCUMENTS_RETRIED = Counter(
+    "eventpipe_documents_retried", "Transient failures sent to the stage's retry topic",
+    ["stage"])

@@ -14,10 +14,23 @@ from pydantic import ValidationError
 
 from eventpipe.control.view import ControlView
 from eventpipe.kafka.topics import Topics
-from eventpipe.models import DocumentMessage, FailedDocument, Stage
+from eventpipe.models import (
+    SCHEMA_VERSION,
+    DocumentMessage,
+    FailedDocument,
+    FailureClass,
+    Stage,
+    utc_now,
+)
 from eventpipe.runtime.idle import IdleRelease
 from eventpipe.runtime.loop import ConsumeLoop
-from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED, STAGE_SECONDS
+from eventpipe.runtime.metrics import (
+    DOCUMENTS_FAILED,
+    DOCUMENTS_PROCESSED,
+    DOCUMENTS_RETRIED,
+    STAGE_SECONDS,
+)
+from eventpipe.runtime.retry_topic import RetryScheduler, classify, next_retry
 from eventpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,10 +43,52 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
+class NewerSchemaVersion(ValueError):
+    """A message written by a newer eventpipe: read with this one's model it would be
+    misread, so the document fails with this reason instead."""
+
+
+def schema_version_of(value: bytes | None) -> int | None:
+    try:
+        data = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    return version if isinstance(version, int) else None
+
+
+def check_version(version: int | None) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise NewerSchemaVersion(
+            f"message schema version {version} is newer than this service reads "
+            f"({SCHEMA_VERSION}): upgrade eventpipe, then replay the document")
+
+
 def decode_document(value: bytes | None) -> DocumentMessage:
     if value is None:
         raise ValueError("empty message")
-    return DocumentMessage.model_validate_json(value)
+    try:
+        doc = DocumentMessage.model_validate_json(value)
+    except ValidationError:
+        check_version(schema_version_of(value))  # the clearer reason, when it is the cause
+        raise
+    check_version(doc.schema_version)
+    return doc
+
+
+def failure_of(doc: DocumentMessage, stage: Stage, error: str, payload: DocumentMessage | None,
+               replay_max_failures: int, *, failure_class: FailureClass = FailureClass.PERMANENT,
+               attempts: int = 1, first_failed_at: str | None = None) -> FailedDocument:
+    """The failure record of a document: with its payload (the stage's input) so that it can
+    be replayed, and quarantined once it failed after `replay_max_failures` replays."""
+    quarantined = doc.replays >= replay_max_failures
+    if quarantined:
+        error = f"quarantined: failed again after {doc.replays} replays: {error}"
+    now = utc_now()
+    return FailedDocument(job_id=doc.job_id, batch_id=doc.batch_id, doc_id=doc.doc_id,
+                          stage=stage, error=error[:2000], at=now, failure_class=failure_class,
+                          attempts=attempts, first_failed_at=first_failed_at or now,
+                          replays=doc.replays, quarantined=quarantined, payload=payload)
 
 
 def failure_for_undecodable(value: bytes | None, stage: Stage, exc: Exception) -> FailedDocument:
@@ -46,13 +101,15 @@ def failure_for_undecodable(value: bytes | None, stage: Stage, exc: Exception) -
             ids = {k: str(data[k]) for k in ("job_id", "batch_id", "doc_id") if k in data}
     except (ValueError, UnicodeDecodeError):
         pass
-    reason = exc.errors()[0] if isinstance(exc, ValidationError) else exc
+    reason = str(exc.errors()[0] if isinstance(exc, ValidationError) else exc)
+    if not isinstance(exc, NewerSchemaVersion):
+        reason = f"invalid message on the work topic: {reason}"
     return FailedDocument(
         job_id=ids.get("job_id", "unknown"),
         batch_id=ids.get("batch_id", "unknown"),
         doc_id=ids.get("doc_id", "unknown"),
         stage=stage,
-        error=f"invalid message on the work topic: {reason}"[:2000],
+        error=str(reason)[:2000],
     )
 
 
@@ -92,9 +149,12 @@ class StageRunner:
         self.settings = settings
         self.stage = stage
         self.target = target
-        self.failed_topic = Topics.from_settings(settings).failed
+        topics = Topics.from_settings(settings)
+        self.failed_topic = topics.failed
+        self.retry_topic = topics.retry(stage.value)
         self.process = process
         self.control = ControlView(settings)
+        self.retries = RetryScheduler(settings, stage.value, self.retry_topic, source)
         self.loop = ConsumeLoop(
             settings,
             service=stage.value,
@@ -108,6 +168,9 @@ class StageRunner:
 
     def _tick(self) -> None:
         self.idle.tick()
+        if not self.retries.is_alive():
+            # Its documents wait on the retry topic; a restarted service sends them back.
+            raise RuntimeError("the retry scheduler stopped; see the log above")
 
     def _send(self, topic: str, doc_key: str, value: bytes) -> None:
         self.loop.produce(topic, doc_key.encode(), value)
@@ -116,10 +179,43 @@ class StageRunner:
         DOCUMENTS_FAILED.labels(self.stage.value).inc()
         log.warning(
             "document failed",
-            extra={"job_id": failure.job_id, "doc_id": failure.doc_id, "reason": failure.error},
+            extra={"job_id": failure.job_id, "doc_id": failure.doc_id, "reason": failure.error,
+                   "class": failure.failure_class.value, "attempts": failure.attempts},
         )
-        self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}",
-                   failure.model_dump_json().encode())
+        value = failure.model_dump_json().encode()
+        if len(value) > self.settings.max_message_bytes:
+            # The failure must get through; a payload this large cannot travel with it.
+            failure.payload = None
+            failure.error = (failure.error + " (payload not kept: larger than "
+                             "EVENTPIPE_MAX_MESSAGE_BYTES)")[-2000:]
+            value = failure.model_dump_json().encode()
+        self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}", value)
+
+    def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str) -> None:
+        """A document failed here: transient failures wait on the retry topic while the
+        budget lasts; the rest are failure records with the stage's input as payload."""
+        error = exc if isinstance(exc, str) else describe(exc)
+        payload = DocumentMessage.model_validate_json(raw)  # the input, before any change
+        s = self.settings
+        if isinstance(exc, Exception) and classify(exc) is FailureClass.TRANSIENT:
+            decision = next_retry(s, self.stage.value, payload.retry, error)
+            if decision.retry is not None:
+                payload.retry = decision.retry
+                DOCUMENTS_RETRIED.labels(self.stage.value).inc()
+                log.info("transient failure; retrying later", extra={
+                    "job_id": doc.job_id, "doc_id": doc.doc_id, "attempt": decision.attempts,
+                    "not_before_ms": decision.retry.not_before_ms, "reason": error})
+                self._send(self.retry_topic, f"{doc.job_id}/{doc.doc_id}",
+                           payload.model_dump_json().encode())
+                return
+            payload.retry = None
+            self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures,
+                                  failure_class=FailureClass.TRANSIENT,
+                                  attempts=decision.attempts,
+                                  first_failed_at=decision.first_failed_at))
+            return
+        payload.retry = None
+        self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures))
 
     def _poisoned(self, msg: Message, exc: Exception) -> None:
         failure = failure_for_undecodable(msg.value(), self.stage, exc)
@@ -128,6 +224,7 @@ class StageRunner:
 
     def handle(self, msgs: list[Message]) -> None:
         docs: list[DocumentMessage] = []
+        raws: list[bytes] = []
         for msg in msgs:
             try:
                 doc = decode_document(msg.value())
@@ -140,35 +237,35 @@ class StageRunner:
                          extra={"job_id": doc.job_id, "doc_id": doc.doc_id})
                 continue
             docs.append(doc)
+            raws.append(msg.value() or b"")
         if not docs:
             return
         self.idle.busy()
         started = time.perf_counter()
         results = process_isolated(self.process, docs)
         per_doc_ms = (time.perf_counter() - started) * 1000 / len(docs)
-        for doc, result in zip(docs, results, strict=True):
+        for doc, raw, result in zip(docs, raws, results, strict=True):
             if isinstance(result, Exception):
-                self._fail(FailedDocument(job_id=doc.job_id, batch_id=doc.batch_id,
-                                          doc_id=doc.doc_id, stage=self.stage,
-                                          error=describe(result)))
+                self._failed(doc, raw, result)
                 continue
+            result.retry = None  # done here: the next stage starts with a fresh budget
             result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
             STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
             value = result.model_dump_json().encode()
             if len(value) > self.settings.max_message_bytes:
-                self._fail(FailedDocument(
-                    job_id=doc.job_id, batch_id=doc.batch_id, doc_id=doc.doc_id,
-                    stage=self.stage,
-                    error=f"output of {len(value)} bytes exceeds the message limit of "
-                    f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)"))
+                self._failed(doc, raw,
+                             f"output of {len(value)} bytes exceeds the message limit of "
+                             f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
                 continue
             self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value)
             DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
 
     def run(self) -> None:
         self.control.start_caught_up()
+        self.retries.start()
         self.loop.install_signal_handlers()
         try:
             self.loop.run()
         finally:
+            self.retries.close()
             self.control.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from eventpipe.models import DocumentMessage, FailedDocument
+from eventpipe.models import SCHEMA_VERSION, DocumentMessage, FailedDocument
 
 # One processed document as every backend stores it (and as a JSONL line reads):
 # id, job_id, batch_id, text, meta, entities, triplets, events, timings_ms, saved_at.
@@ -28,7 +28,11 @@ class Backend(Protocol):
         overwrites it, never duplicates it. Raises BackendUnavailable when unreachable."""
 
     def save_failures(self, failures: Sequence[FailedDocument]) -> None:
-        """Record failed documents with their stage and reason (idempotent, same key)."""
+        """Record failed documents: stage, reason, class, attempts, times and the payload to
+        replay them from (idempotent, same key)."""
+
+    def load_failures(self, batch_id: str, job_id: str) -> dict[str, FailedDocument]:
+        """The newest failure record of each failed document of a job, by document id."""
 
     def check(self) -> None:
         """Raise BackendUnavailable unless the backend answers now (readiness)."""
@@ -42,6 +46,7 @@ class Backend(Protocol):
 
 def result_record(doc: DocumentMessage, saved_at: str) -> ResultRecord:
     return {
+        "schema_version": SCHEMA_VERSION,
         "id": doc.doc_id,
         "job_id": doc.job_id,
         "batch_id": doc.batch_id,

@@ -120,6 +120,14 @@ FAILURES_MAPPINGS: dict[str, Any] = {
         "error": {"type": "text", "fields": {"keyword": _KEYWORD}},
         # Failures come from any producer; a malformed time must not lose the failure.
         "at": {"type": "date", "ignore_malformed": True},
+        "first_failed_at": {"type": "date", "ignore_malformed": True},
+        "failure_class": _ID,
+        "attempts": {"type": "integer"},
+        "replays": {"type": "integer"},
+        "quarantined": {"type": "boolean"},
+        "schema_version": {"type": "integer"},
+        # The stage's input message as JSON text: kept, never indexed (its meta is free-form).
+        "payload_json": {"type": "text", "index": False},
     },
 }
 
@@ -282,11 +290,32 @@ class ElasticsearchBackend:
 
     def save_failures(self, failures: Sequence[FailedDocument]) -> None:
         self._bulk(
-            _Action(self.failures_index, document_key(f.job_id, f.doc_id),
-                    f.model_dump(mode="json"),
+            _Action(self.failures_index, document_key(f.job_id, f.doc_id), _failure_source(f),
                     f"failure of document {f.doc_id!r} of job {f.job_id!r}")
             for f in failures
         )
+
+    def load_failures(self, batch_id: str, job_id: str) -> dict[str, FailedDocument]:
+        """Every failure record of a job, page by page (search_after on the document id)."""
+        found: dict[str, FailedDocument] = {}
+        after: list[Any] | None = None
+        while True:
+            try:
+                response = self.client.search(
+                    index=self.failures_index, query={"term": {"job_id": job_id}}, size=1000,
+                    sort=[{"doc_id": "asc"}], search_after=after)
+            except (ApiError, TransportError) as exc:
+                raise self._classify("refused a search", exc) from exc
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                source = dict(hit["_source"])
+                payload = source.pop("payload_json", None)
+                source["payload"] = json.loads(payload) if payload else None
+                failure = FailedDocument.model_validate(source)
+                found[failure.doc_id] = failure
+            if len(hits) < 1000:
+                return found
+            after = hits[-1]["sort"]
 
     def check(self) -> None:
         try:
@@ -453,6 +482,13 @@ class ElasticsearchBackend:
         for secret in self._secrets:
             message = message.replace(secret, "***")
         return message
+
+
+def _failure_source(failure: FailedDocument) -> dict[str, Any]:
+    source = failure.model_dump(mode="json", exclude={"payload"})
+    if failure.payload is not None:
+        source["payload_json"] = failure.payload.model_dump_json()
+    return source
 
 
 def _chunks(actions: Iterable[_Action]) -> Iterator[list[tuple[_Action, tuple[bytes, bytes]]]]:

@@ -1,4 +1,6 @@
-"""The JSONL backend: `extracted_events_{batch_id}.jsonl`, one line per processed document.
+"""The JSONL backend: `extracted_events_{batch_id}.jsonl`, one line per processed document,
+and `failed_documents_{batch_id}.jsonl`, one line per failure record (payload included; the
+newest line of a document is its record, the checkpoint says whether it is still failed).
 
 Idempotent: the ids already in a file are indexed when it is opened, so a document
 redelivered after a crash is not appended twice. A half-written last line (a crash inside a
@@ -37,6 +39,34 @@ def batch_output_path(data_dir: Path, batch_id: str,
     return data_dir / f"{kind}_{safe_name(batch_id)}.{suffix}"
 
 
+def failures_path(data_dir: Path, batch_id: str) -> Path:
+    return data_dir / f"failed_documents_{safe_name(batch_id)}.jsonl"
+
+
+def load_failure_records(data_dir: Path, batch_id: str, job_id: str
+                         ) -> dict[str, FailedDocument]:
+    """The newest failure record of each document of a job; a line that cannot be read (a
+    cut-off last line, a newer writer's format) is skipped with a warning."""
+    path = failures_path(data_dir, batch_id)
+    found: dict[str, FailedDocument] = {}
+    if not path.exists():
+        return found
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                failure = FailedDocument.model_validate_json(line)
+            except ValueError as exc:
+                log.warning("failure record not read", extra={"path": str(path),
+                                                              "line": number,
+                                                              "reason": str(exc)[:300]})
+                continue
+            if failure.job_id == job_id:
+                found[failure.doc_id] = failure
+    return found
+
+
 def encode_line(record: ResultRecord) -> bytes:
     try:
         return json.dumps(record, ensure_ascii=False).encode() + b"\n"
@@ -44,9 +74,17 @@ def encode_line(record: ResultRecord) -> bytes:
         return json.dumps(record).encode() + b"\n"
 
 
+def _line_key(data: dict[str, Any], key: str) -> str:
+    if key == "id":
+        return str(data["id"])
+    # A failure record: one line per failure event, so a redelivered record is not repeated.
+    return "|".join(str(data.get(k)) for k in ("job_id", "doc_id", "at", "attempts", "replays"))
+
+
 class _OpenFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key: str = "id") -> None:
         self.path = path
+        self.key = key
         self.ids: set[str] = set()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_and_index()
@@ -64,7 +102,7 @@ class _OpenFile:
                     break
                 end += len(line)
                 if line.strip():
-                    self.ids.add(json.loads(line)["id"])
+                    self.ids.add(_line_key(json.loads(line), self.key))
             size = f.seek(0, os.SEEK_END)
             if end != size:
                 log.warning("cut a half-written last line",
@@ -81,23 +119,42 @@ class JsonlStore:
         self.max_open_files = max(1, max_open_files)
         self._files: OrderedDict[str, _OpenFile] = OrderedDict()  # least recent first
 
-    def _file(self, batch_id: str) -> _OpenFile:
-        f = self._files.get(batch_id)
+    def _file(self, batch_id: str, failures: bool = False) -> _OpenFile:
+        name = f"failures\0{batch_id}" if failures else batch_id
+        f = self._files.get(name)
         if f is not None:
-            self._files.move_to_end(batch_id)
+            self._files.move_to_end(name)
             return f
         while len(self._files) >= self.max_open_files:
             _, oldest = self._files.popitem(last=False)
             self._sync(oldest)
             oldest.handle.close()
-        f = self._files[batch_id] = _OpenFile(results_path(self.data_dir, batch_id))
+        f = self._files[name] = (
+            _OpenFile(failures_path(self.data_dir, batch_id), key="failure") if failures
+            else _OpenFile(results_path(self.data_dir, batch_id)))
         return f
 
     def save_documents(self, records: Sequence[ResultRecord]) -> None:
         self.save_many(records)
 
     def save_failures(self, failures: Sequence[FailedDocument]) -> None:
-        """Failures live in the checkpoint (with stage and reason), not in the results file."""
+        """Append each failure record (with its payload) to its batch's failures file."""
+        touched: dict[str, _OpenFile] = {}
+        for failure in failures:
+            f = self._file(failure.batch_id, failures=True)
+            data = failure.model_dump(mode="json", exclude_none=True)
+            key = _line_key(data, "failure")
+            if key in f.ids:
+                continue
+            f.handle.write(encode_line(data))
+            f.ids.add(key)
+            touched[failure.batch_id] = f
+        for f in touched.values():
+            if not f.handle.closed:  # else synced when it was closed
+                self._sync(f)
+
+    def load_failures(self, batch_id: str, job_id: str) -> dict[str, FailedDocument]:
+        return load_failure_records(self.data_dir, batch_id, job_id)
 
     def check(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

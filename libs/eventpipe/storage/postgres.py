@@ -66,13 +66,27 @@ INSERT INTO events (job_id, doc_id, ordinal, trigger, type, participants, locati
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 _UPSERT_FAILURE = """
-INSERT INTO failed_documents (job_id, doc_id, batch_id, stage, error, failed_at)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO failed_documents (job_id, doc_id, batch_id, stage, error, failed_at,
+                              schema_version, failure_class, attempts, first_failed_at,
+                              replays, quarantined, payload)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (job_id, doc_id) DO UPDATE SET
     batch_id = EXCLUDED.batch_id,
     stage = EXCLUDED.stage,
     error = EXCLUDED.error,
-    failed_at = EXCLUDED.failed_at
+    failed_at = EXCLUDED.failed_at,
+    schema_version = EXCLUDED.schema_version,
+    failure_class = EXCLUDED.failure_class,
+    attempts = EXCLUDED.attempts,
+    first_failed_at = EXCLUDED.first_failed_at,
+    replays = EXCLUDED.replays,
+    quarantined = EXCLUDED.quarantined,
+    payload = EXCLUDED.payload
+"""
+_SELECT_FAILURES = """
+SELECT doc_id, batch_id, stage, error, failed_at, schema_version, failure_class, attempts,
+       first_failed_at, replays, quarantined, payload
+FROM failed_documents WHERE job_id = %s ORDER BY failed_at, doc_id
 """
 
 # A server that is down (or a pool with every connection busy) for this long counts as
@@ -114,6 +128,10 @@ def _job_uuid(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise StorageError(f"postgres: job_id {value!r} is not a UUID") from None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _timestamp(value: Any) -> datetime:
@@ -235,9 +253,13 @@ class PostgresBackend:
         rows = []
         for f in failures:
             clean = _NulStripper()
+            payload = (Jsonb(clean.json(f.payload.model_dump(mode="json")))
+                       if f.payload is not None else None)
             rows.append((
                 _job_uuid(f.job_id), f.doc_id, f.batch_id, str(f.stage.value),
-                clean.text(f.error), _timestamp(f.at),
+                clean.text(f.error), _timestamp(f.at), f.schema_version,
+                f.failure_class.value, f.attempts,
+                _timestamp(f.first_failed_at or f.at), f.replays, f.quarantined, payload,
             ))
         with (
             self._errors("cannot save failures"),
@@ -245,6 +267,21 @@ class PostgresBackend:
             conn.transaction(),
         ):
             conn.cursor().executemany(_UPSERT_FAILURE, rows)
+
+    def load_failures(self, batch_id: str, job_id: str) -> dict[str, FailedDocument]:
+        """A payload whose NUL bytes were stripped on the way in comes back without them."""
+        with self._errors("cannot read failures"), self._pool.connection() as conn:
+            rows = conn.execute(_SELECT_FAILURES, (_job_uuid(job_id),)).fetchall()
+        found: dict[str, FailedDocument] = {}
+        for (doc_id, batch, stage, error, failed_at, version, cls, attempts, first, replays,
+             quarantined, payload) in rows:
+            found[doc_id] = FailedDocument.model_validate({
+                "schema_version": version, "job_id": job_id, "batch_id": batch,
+                "doc_id": doc_id, "stage": stage, "error": error, "at": _iso(failed_at),
+                "failure_class": cls, "attempts": attempts,
+                "first_failed_at": _iso(first) if first else None, "replays": replays,
+                "quarantined": quarantined, "payload": payload})
+        return found
 
     def check(self) -> None:
         with self._errors("not ready"), self._pool.connection() as conn:

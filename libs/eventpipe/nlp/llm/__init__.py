@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from eventpipe.nlp.llm.base import (
     BackendError,
+    BackendUnreachable,
     Generator,
     InvalidOutput,
     LLMBackend,
@@ -18,6 +19,7 @@ from eventpipe.settings import Settings
 
 __all__ = [
     "BackendError",
+    "BackendUnreachable",
     "Generator",
     "InvalidOutput",
     "LLMBackend",

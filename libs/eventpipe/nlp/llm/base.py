@@ -112,6 +112,14 @@ class BackendError(RuntimeError):
     server refuses): that document fails."""
 
 
+class BackendUnreachable(BackendError):
+    """No answer (refused, reset, timed out, 429, 5xx) after the backend's own quick retries:
+    the server's trouble, not the document's, so the stage tries it again later through its
+    retry topic (see runtime/retry_topic.py)."""
+
+    transient = True
+
+
 class Generator(Protocol):
     name: str
 

@@ -1,7 +1,9 @@
 """The `openai` backend: any server that speaks OpenAI's chat-completions API (vLLM, Ollama,
 llama.cpp's server), asked for structured output. Requests run in a pool of
 `llm_max_in_flight` threads, so no more than that many are ever in flight; connection
-errors, 429 and 5xx are retried with exponential backoff."""
+errors, 429 and 5xx are retried with exponential backoff. A server found unreachable after
+those retries is not asked again for a short while: the other documents of the call fail at
+once as transient (the stage's retry topic waits out an outage, not the stage itself)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from eventpipe.nlp.llm.base import SCHEMA_NAME, BackendError, InvalidOutput
+from eventpipe.nlp.llm.base import SCHEMA_NAME, BackendError, BackendUnreachable, InvalidOutput
 from eventpipe.nlp.llm.prompt import Messages
 from eventpipe.settings import Settings
 from eventpipe.urls import redact_url
@@ -65,6 +67,9 @@ class OpenAIGenerator:
             ),
         )
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="eventpipe-openai")
+        # Until when the server counts as down, and why (set when a request gave up).
+        self._down_until = 0.0
+        self._down_reason = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIGenerator:
@@ -141,15 +146,20 @@ class OpenAIGenerator:
         return content
 
     def _post(self, payload: dict[str, Any]) -> httpx.Response:
+        if time.monotonic() < self._down_until:
+            raise BackendUnreachable(f"{self._down_reason} (not asked again for now)")
         attempts = self.max_retries + 1
         problem = ""
+        unreachable = False
         for attempt in range(attempts):
             retry_after = 0.0
             try:
                 response = self._client.post(self.url, json=payload)
             except httpx.TransportError as exc:  # refused, reset, timed out
                 problem = f"{type(exc).__name__}: {exc}"
+                unreachable = True
             else:
+                unreachable = False
                 status = response.status_code
                 if status < 400:
                     return response
@@ -166,7 +176,12 @@ class OpenAIGenerator:
                 )
                 time.sleep(delay)
         tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
-        raise BackendError(f"no answer from {self.shown_url} after {tries}: {problem}")
+        message = f"no answer from {self.shown_url} after {tries}: {problem}"
+        if unreachable:
+            # A 5xx may be this request's alone; a server not reached is down for everyone.
+            self._down_reason = message
+            self._down_until = time.monotonic() + self.backoff_s
+        raise BackendUnreachable(message)
 
 
 def _seconds(value: str | None) -> float:

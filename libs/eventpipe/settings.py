@@ -191,6 +191,13 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(60.0, gt=0, description="openai: timeout per request.")
     llm_max_retries: int = Field(3, ge=0, description="openai: retries with backoff.")
     llm_max_in_flight: int = Field(4, ge=1, description="openai: most requests at once.")
+    llm_cache: bool = Field(
+        True, description="Keep valid language-model answers on disk, keyed by model, prompt "
+        "and schema: the same request is never sent twice.",
+    )
+    llm_cache_dir: Path | None = Field(
+        None, description="Folder of the response cache; unset: `<data_dir>/cache/llm`.",
+    )
     link_threshold: float = Field(
         0.5, ge=0, le=1, description="Event links: the lowest score that makes a link."
     )

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import os
+
 import pytest
 from llm_helpers import Answer, FakeModelServer, build_tiny_model
+
+
+# The response cache is tested on its own (test_llm_cache.py); elsewhere one test's answers
+# must not serve another's, and Settings() without a data_dir would cache into ./data.
+os.environ.setdefault("EVENTPIPE_LLM_CACHE", "false")
 
 
 @pytest.fixture(scope="session")

@@ -169,6 +169,21 @@ def test_failures_are_indexed_with_stage_and_error(es_backend: ElasticsearchBack
     assert count(es_backend, {"term": {"stage": "sink"}}, index=index) == 1
 
 
+def test_failure_records_come_back_with_their_payload(es_backend: ElasticsearchBackend) -> None:
+    payload = doc("f3")
+    failure = FailedDocument(job_id="job-2", batch_id="batch-1", doc_id="f3", stage=Stage.LLM,
+                             error="BackendUnreachable: down", failure_class="transient",
+                             attempts=4, first_failed_at="2026-01-01T00:00:00Z",
+                             payload=payload)
+    bare = FailedDocument(job_id="job-2", batch_id="batch-1", doc_id="line-1",
+                          stage=Stage.INGEST, error="not JSON")
+    es_backend.save_failures([failure, bare])
+    es_backend.refresh()
+    found = es_backend.load_failures("batch-1", "job-2")
+    assert found == {"f3": failure, "line-1": bare}
+    assert es_backend.load_failures("batch-1", "job-unknown") == {}
+
+
 def test_bulk_index_helper_is_idempotent(es_backend: ElasticsearchBackend) -> None:
     index = es_backend.index_name("links")
     docs = [("e1->e2", {"from": "e1", "to": "e2"}), ("e2->e3", {"from": "e2", "to": "e3"})]

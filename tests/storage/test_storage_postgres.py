@@ -19,6 +19,7 @@ from eventpipe.models import (
     Entity,
     Event,
     FailedDocument,
+    FailureClass,
     Participant,
     PrepModifier,
     Stage,
@@ -206,6 +207,29 @@ def test_failures_upsert(pg_backend: PostgresBackend, db: Any) -> None:
     assert rows(db, "SELECT failed_at FROM failed_documents WHERE doc_id = 'd1'") == [
         (datetime(2026, 1, 1, tzinfo=UTC),)]
     assert count(db, "documents") == 1
+
+
+def test_failure_records_keep_what_a_replay_needs(pg_backend: PostgresBackend, db: Any) -> None:
+    payload = make_doc("d2", text="Alice\x00 met Bob.")
+    failure = FailedDocument(job_id=JOB, batch_id="batch-pg", doc_id="d2", stage=Stage.LLM,
+                             error="BackendUnreachable: down", at="2026-01-01T00:05:00Z",
+                             failure_class=FailureClass.TRANSIENT, attempts=6,
+                             first_failed_at="2026-01-01T00:00:00Z", replays=1,
+                             payload=payload)
+    bare = FailedDocument(job_id=JOB, batch_id="batch-pg", doc_id="line-3", stage=Stage.INGEST,
+                          error="line 3 is not JSON", at="2026-01-01T00:00:00Z")
+    pg_backend.save_failures([failure, bare])
+    pg_backend.save_failures([failure])
+    assert count(db, "failed_documents") == 2
+    found = pg_backend.load_failures("batch-pg", JOB)
+    assert set(found) == {"d2", "line-3"}
+    got = found["d2"]
+    assert (got.failure_class, got.attempts, got.first_failed_at, got.at, got.replays) == (
+        FailureClass.TRANSIENT, 6, "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", 1)
+    assert got.payload is not None and got.payload.text == "Alice met Bob."  # NUL stripped
+    assert got.payload.model_copy(update={"text": payload.text}) == payload
+    assert found["line-3"].payload is None
+    assert pg_backend.load_failures("batch-pg", job_id_for("another")) == {}
 
 
 # --- migrations ---------------------------------------------------------------------------

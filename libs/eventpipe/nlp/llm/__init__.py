@@ -15,6 +15,7 @@ from eventpipe.nlp.llm.base import (
     parse_events,
     schema_file_text,
 )
+from eventpipe.nlp.llm.cache import ResponseCache
 from eventpipe.settings import Settings
 
 __all__ = [
@@ -44,4 +45,8 @@ def make_generator(name: str, settings: Settings) -> Generator:
 
 
 def llm_backend(name: str, settings: Settings) -> LLMBackend:
-    return LLMBackend(make_generator(name, settings))
+    cache = None
+    if settings.llm_cache:
+        directory = settings.llm_cache_dir or settings.data_dir / "cache" / "llm"
+        cache = ResponseCache(directory, name)
+    return LLMBackend(make_generator(name, settings), cache)

@@ -23,6 +23,7 @@ from eventpipe.nlp.events import (
     labeller,
     sentence_of,
 )
+from eventpipe.nlp.llm.cache import ResponseCache, cache_key
 from eventpipe.nlp.llm.prompt import Messages, build_messages, repair_messages
 
 log = logging.getLogger(__name__)
@@ -190,16 +191,25 @@ def to_events(parsed: LLMEvents, doc: EventInput, source: str) -> list[Event]:
 
 
 class LLMBackend:
-    """An `EventBackend` over a generator: validation, one retry and the rules fallback."""
+    """An `EventBackend` over a generator: validation, one retry and the rules fallback; with
+    a response cache, a request answered before (validly) is not sent again."""
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, cache: ResponseCache | None = None) -> None:
         self.generator = generator
         self.name = generator.name
+        self.identity = str(getattr(generator, "identity", generator.name))
+        self.cache = cache
         self.rules = RulesBackend()
 
     def extract_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
         requests = [build_messages(doc) for doc in docs]
-        answers = self._generate(requests)
+        schema = events_schema()
+        keys = [cache_key(self.identity, r, schema) for r in requests] if self.cache else []
+        cached = [self.cache.get(k) for k in keys] if self.cache else [None] * len(requests)
+        todo = [i for i, hit in enumerate(cached) if hit is None]
+        fresh = iter(self._generate([requests[i] for i in todo]) if todo else [])
+        answers: list[str | Exception] = [
+            hit if hit is not None else next(fresh) for hit in cached]
         outcomes = [self._check(raw, doc) for raw, doc in zip(answers, docs, strict=True)]
         invalid = {i: out for i, out in enumerate(outcomes) if isinstance(out, InvalidOutput)}
         if invalid:
@@ -210,6 +220,12 @@ class LLMBackend:
             ]
             for i, raw in zip(invalid, self._generate(repairs), strict=True):
                 outcomes[i] = self._check(raw, docs[i])
+                answers[i] = raw
+        if self.cache is not None:
+            for i in todo:  # valid answers only, under the first request's key
+                raw = answers[i]
+                if isinstance(outcomes[i], EventsResult) and isinstance(raw, str):
+                    self.cache.put(keys[i], raw)
         return [self._settle(outcome, doc) for outcome, doc in zip(outcomes, docs, strict=True)]
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ResponseFormat = Literal["json_schema", "json_object"]
+# How long a server found unreachable is not asked again: long enough for the rest of a batch
+# to go to the retry topic at once, short enough not to matter once it is back.
+DOWN_FOR_S = 2.0
 
 
 class OpenAIGenerator:
@@ -52,6 +55,8 @@ class OpenAIGenerator:
         # What reasons and logs show: failure reasons are stored in checkpoints.
         self.shown_url = redact_url(self.url)
         self.model = model
+        # What the response cache keys on besides the prompt: another model or budget, a miss.
+        self.identity = f"openai:{model}:{max_tokens}:{response_format}"
         self.response_format = response_format
         self.max_tokens = max_tokens
         self.max_retries = max_retries
@@ -180,7 +185,7 @@ class OpenAIGenerator:
         if unreachable:
             # A 5xx may be this request's alone; a server not reached is down for everyone.
             self._down_reason = message
-            self._down_until = time.monotonic() + self.backoff_s
+            self._down_until = time.monotonic() + DOWN_FOR_S
         raise BackendUnreachable(message)
 
 

@@ -124,6 +124,7 @@ class TransformersGenerator:
         transformers.utils.logging.disable_progress_bar()
         self._torch, self._transformers, self._xgr = torch, transformers, xgrammar
         path = Path(model).expanduser()
+        self.identity = f"transformers:{path.resolve()}:{max_new_tokens}"
         if not path.exists():
             raise FileNotFoundError(
                 f"EVENTPIPE_LLM_MODEL: no model at {path} (a model directory or a .gguf file; "

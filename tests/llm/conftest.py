@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import os
-
 import pytest
 from llm_helpers import Answer, FakeModelServer, build_tiny_model
-
 
 # The response cache is tested on its own (test_llm_cache.py); elsewhere one test's answers
 # must not serve another's, and Settings() without a data_dir would cache into ./data.

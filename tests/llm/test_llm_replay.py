@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -141,5 +142,36 @@ def test_an_outage_shorter_than_the_budget_leaves_no_failure(
         assert (cp["processed_documents"], cp["failed_documents"]) == (5, 0)
         results = read_results(results_path(stack.settings.data_dir, batch))
         assert len(results) == 5 and all(r["events_backend"] == "openai" for r in results)
+    finally:
+        stack.stop()
+
+
+def test_services_killed_during_a_replay_lose_and_duplicate_nothing(
+    settings: Settings, fake_server: Callable[..., FakeModelServer], tmp_path: Path
+) -> None:
+    port = closed_port()
+    settings = openai_settings(settings, port, retry_max_attempts=1, stage_batch_size=4)
+    batch = "replay_kill"
+    job_id = job_id_for(batch)
+    stack = Stack(settings)
+    stack.start()
+    try:
+        path = write_jsonl(tmp_path / "in.jsonl", corpus_lines(12, seed=83))
+        submit(stack.settings, path, batch)
+        cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] == "COMPLETED",
+                             timeout_s=180)
+        assert cp["failed_documents"] == 12
+        path.unlink()
+        fake_server(lambda body: ANSWER, port=port, delay_s=0.2)
+        replay = cli(stack.settings, "failures", "replay", job_id)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        for name in ("llm", "sink", "checkpoint", "linker"):
+            stack.kill(name, signal.SIGKILL)
+        cp = wait_checkpoint(stack.settings, job_id,
+                             lambda c: c["status"] == "COMPLETED"
+                             and c["processed_documents"] == 12, timeout_s=240, stack=stack)
+        assert cp["failed_documents"] == 0
+        ids = [r["id"] for r in read_results(results_path(stack.settings.data_dir, batch))]
+        assert sorted(ids) == sorted(set(ids)) and len(ids) == 12
     finally:
         stack.stop()

@@ -134,8 +134,10 @@ def test_replay_reopens_a_completed_job_until_its_documents_are_done() -> None:
     assert (cp["status"], cp["failed_documents"], cp["processed_documents"]) == (
         "RUNNING", 0, 1)
     assert not state.all_done and cp["metadata"]["replay_id"] == "r1"
+    assert cp["metadata"]["replaying_doc_ids"] == ["b"]
     table.apply_record(DocRecord(job_id="j", doc_id="b", state="processed", at=AT))
     assert state.all_done and table.to_checkpoint(state)["processed_documents"] == 2
+    assert "replaying_doc_ids" not in table.to_checkpoint(state)["metadata"]
     # a pending record never unsaves a processed document
     table.apply_record(DocRecord(job_id="j", doc_id="a", state="pending", at=AT))
     assert "a" in state.processed and state.all_done

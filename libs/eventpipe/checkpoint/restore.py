@@ -88,6 +88,8 @@ def restore_from_files(settings: Settings, producer: Producer) -> int:
                     failure_class=reason.get("class"), attempts=reason.get("attempts"),
                     quarantined=reason.get("quarantined"),
                 ))
+            for doc_id in data.get("metadata", {}).get("replaying_doc_ids", []):
+                writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="pending", at=at))
             status = JobStatus(data["status"])
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 writer.send(StatusRecord(job_id=job_id, status=status, at=at))

@@ -47,6 +47,7 @@ class JobState:
     # dicts keep insertion order: the last processed documents are the last keys.
     processed: dict[str, None] = field(default_factory=dict)
     failures: dict[str, Failure] = field(default_factory=dict)
+    pending: dict[str, None] = field(default_factory=dict)  # re-sent by a replay, not done
     terminal: JobStatus | None = None
     terminal_reason: str | None = None
     replay_id: str | None = None  # the newest replay that re-opened the job
@@ -139,6 +140,7 @@ class JobTable:
             if record.state == "processed":
                 state.processed[record.doc_id] = None
                 state.failures.pop(record.doc_id, None)
+                state.pending.pop(record.doc_id, None)
             elif record.doc_id in state.processed:
                 # A saved document stays processed: a later failure of a redelivered copy
                 # does not unsave it, so no document is ever both processed and failed.
@@ -146,7 +148,9 @@ class JobTable:
             elif record.state == "pending":
                 # Re-sent by a replay: not done until it is processed or fails again.
                 state.failures.pop(record.doc_id, None)
+                state.pending[record.doc_id] = None
             else:
+                state.pending.pop(record.doc_id, None)
                 state.failures[record.doc_id] = Failure(
                     str(record.stage or "unknown"), record.error or "unknown error",
                     record.failure_class.value if record.failure_class else None,
@@ -171,6 +175,7 @@ class JobTable:
             if job_id in self.jobs:
                 self.jobs[job_id].processed.pop(doc_id, None)
                 self.jobs[job_id].failures.pop(doc_id, None)
+                self.jobs[job_id].pending.pop(doc_id, None)
                 self.dirty.add(job_id)
         elif kind == "status" and rest in self.jobs:
             self.jobs[rest].terminal = None
@@ -219,6 +224,9 @@ class JobTable:
         }
         if state.replay_id:
             data["metadata"]["replay_id"] = state.replay_id
+        if state.pending:
+            # Kept in the file, so a restore after a broker restart knows they are owed.
+            data["metadata"]["replaying_doc_ids"] = list(state.pending)
         if state.terminal_reason:
             data["metadata"]["status_reason"] = state.terminal_reason
         if state.all_done and data["status"] == JobStatus.RUNNING.value:

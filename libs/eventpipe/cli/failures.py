@@ -77,11 +77,15 @@ def stored_failures(settings: Settings, batch_id: str, job_id: str
     return {}
 
 
-def failed_rows(settings: Settings, cp: dict[str, Any]) -> list[FailedRow]:
+def failed_rows(settings: Settings, cp: dict[str, Any], with_replaying: bool = False
+                ) -> list[FailedRow]:
+    """The failed documents; `with_replaying` adds those a replay re-sent that are not done
+    yet (a broker restart may have lost them: sending them again is harmless)."""
     records = stored_failures(settings, cp["batch_id"], cp["job_id"])
     entries = cp.get("failures", {})
     rows = []
-    for doc_id in cp["failed_doc_ids"]:
+    replaying = cp["metadata"].get("replaying_doc_ids", []) if with_replaying else []
+    for doc_id in [*cp["failed_doc_ids"], *replaying]:
         entry = entries.get(doc_id, {})
         record = records.get(doc_id)
         rows.append(FailedRow(
@@ -129,6 +133,9 @@ def cmd_list(settings: Settings, job: str, stage: str | None, reason: str | None
         return 0
     print(f"job {job_id} (batch {cp['batch_id']}, {cp['status']}): {len(rows)} failed "
           "document(s)" + (" matching" if stage or reason else ""))
+    replaying = cp["metadata"].get("replaying_doc_ids", [])
+    if replaying:
+        print(f"  ({len(replaying)} more being replayed, not done yet)")
     for r in rows:
         print(f"  {r.doc_id}\t{r.stage}\t{r.failure_class}\tattempts {r.attempts}"
               f"{' QUARANTINED' if r.quarantined else ''}\t{r.reason}")
@@ -167,7 +174,11 @@ def cmd_replay(settings: Settings, job: str, stage: str | None, reason: str | No
         raise UsageError(f"job {job_id} is {cp['status']}: "
                          + ("resume it first" if cp["status"] == "PAUSED"
                             else "a stopped job is not replayed"))
-    rows = select(failed_rows(settings, cp), stage, reason, doc_ids)
+    if cp["metadata"].get("phase") == "batch-level work":
+        # Its COMPLETED would land after the replay's RUNNING and close the job early.
+        raise UsageError(f"job {job_id} is doing its batch-level work: replay once it is "
+                         "COMPLETED")
+    rows = select(failed_rows(settings, cp, with_replaying=True), stage, reason, doc_ids)
     missing = sorted(set(doc_ids or []) - {r.doc_id for r in rows})
     for doc_id in missing:
         print(f"  not replayed: {doc_id}: not a failed document of this job")

@@ -152,7 +152,7 @@ class OpenAIGenerator:
 
     def _post(self, payload: dict[str, Any]) -> httpx.Response:
         if time.monotonic() < self._down_until:
-            raise BackendUnreachable(f"{self._down_reason} (not asked again for now)")
+            raise BackendUnreachable(self._down_reason)  # the same words: counted as one reason
         attempts = self.max_retries + 1
         problem = ""
         unreachable = False

@@ -158,9 +158,23 @@ def cmd_failures(args: argparse.Namespace, settings: Settings) -> int:
         return failures.cmd_list(settings, args.job, args.stage, args.reason, args.json)
     if args.failures_command == "show":
         return failures.cmd_show(settings, args.job, args.doc)
-    return failures.cmd_replay(stack_commands.attached_settings(settings), args.job, args.stage,
-                               args.reason, args.doc, args.include_quarantined, args.wait,
-                               args.timeout)
+    try:
+        live = stack_commands.attached_settings(settings)
+    except UsageError:
+        if settings.kafka_bootstrap:
+            raise
+        # As `run` does: a stack of its own for the replay, stopped once the job is done.
+        print(f"no stack is running for {settings.data_dir}: starting one for the replay "
+              "(it stops when the job is done) ...", file=sys.stderr)
+        stack = Stack(settings)
+        try:
+            stack.start()
+            return failures.cmd_replay(stack.settings, args.job, args.stage, args.reason,
+                                       args.doc, args.include_quarantined, True, args.timeout)
+        finally:
+            stack.stop()
+    return failures.cmd_replay(live, args.job, args.stage, args.reason, args.doc,
+                               args.include_quarantined, args.wait, args.timeout)
 
 
 def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
@@ -296,7 +310,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--include-quarantined", action="store_true",
                     help="also replay documents quarantined after failed replays")
     rp.add_argument("--wait", action="store_true",
-                    help="wait until the job is COMPLETED (or FAILED) again")
+                    help="wait until the job is COMPLETED (or FAILED) again (always, when no "
+                    "stack is running: the replay then starts one and stops it after)")
     rp.add_argument("--timeout", type=float, default=30.0,
                     help="seconds to wait for the checkpoint to show the replay (default 30)")
     fl.set_defaults(func=cmd_failures)

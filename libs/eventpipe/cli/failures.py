@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventpipe.checkpoint.writer import CheckpointWriter
-from eventpipe.cli.errors import UsageError
-from eventpipe.cli.jobs import FINAL, require_checkpoint, resolve_job
+from eventpipe.errors import Refused, UsageError
+from eventpipe.jobs import FINAL, require_checkpoint, resolve_job
 from eventpipe.kafka.clients import make_producer, produce
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
@@ -171,12 +171,12 @@ def cmd_replay(settings: Settings, job: str, stage: str | None, reason: str | No
     job_id = resolve_job(settings, job)
     cp = require_checkpoint(settings, job_id, job)
     if cp["status"] in (JobStatus.PAUSED.value, JobStatus.STOPPED.value):
-        raise UsageError(f"job {job_id} is {cp['status']}: "
+        raise Refused(f"job {job_id} is {cp['status']}: "
                          + ("resume it first" if cp["status"] == "PAUSED"
                             else "a stopped job is not replayed"))
     if cp["metadata"].get("phase") == "batch-level work":
         # Its COMPLETED would land after the replay's RUNNING and close the job early.
-        raise UsageError(f"job {job_id} is doing its batch-level work: replay once it is "
+        raise Refused(f"job {job_id} is doing its batch-level work: replay once it is "
                          "COMPLETED")
     rows = select(failed_rows(settings, cp, with_replaying=True), stage, reason, doc_ids)
     missing = sorted(set(doc_ids or []) - {r.doc_id for r in rows})

@@ -19,7 +19,7 @@ from typing import Any
 
 from llm_helpers import FakeModelServer, closed_port
 
-from eventpipe.cli.jobs import submit
+from eventpipe.jobs import submit
 from eventpipe.models import job_id_for
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack, settings_env

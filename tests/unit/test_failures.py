@@ -19,6 +19,7 @@ from eventpipe.models import (
     JobStatus,
     Stage,
     StatusRecord,
+    job_id_for,
 )
 from eventpipe.nlp.llm import BackendError, BackendUnreachable
 from eventpipe.runtime.retry_topic import classify, due_ms, next_retry
@@ -32,6 +33,7 @@ from eventpipe.settings import Settings
 from eventpipe.storage.jsonl import JsonlStore, load_failure_records
 
 AT = "2026-12-01T10:00:00Z"
+JOB = job_id_for("b")
 
 
 def doc(doc_id: str = "d1", **more: object) -> DocumentMessage:
@@ -116,30 +118,30 @@ def test_a_newer_schema_version_fails_with_a_clear_reason() -> None:
 
 def test_replay_reopens_a_completed_job_until_its_documents_are_done() -> None:
     table = JobTable()
-    table.apply_record(JobRecord(job_id="j", batch_id="b", created_at=AT, total_documents=2))
-    table.apply_record(DocRecord(job_id="j", doc_id="a", state="processed", at=AT))
-    table.apply_record(DocRecord(job_id="j", doc_id="b", state="failed", stage=Stage.LLM,
+    table.apply_record(JobRecord(job_id=JOB, batch_id="b", created_at=AT, total_documents=2))
+    table.apply_record(DocRecord(job_id=JOB, doc_id="a", state="processed", at=AT))
+    table.apply_record(DocRecord(job_id=JOB, doc_id="b", state="failed", stage=Stage.LLM,
                                  error="down", failure_class=FailureClass.TRANSIENT,
                                  attempts=6, at=AT))
-    table.apply_record(StatusRecord(job_id="j", status=JobStatus.COMPLETED, at=AT))
-    state = table.jobs["j"]
+    table.apply_record(StatusRecord(job_id=JOB, status=JobStatus.COMPLETED, at=AT))
+    state = table.jobs[JOB]
     cp = table.to_checkpoint(state)
     assert cp["failures"]["b"] == {"stage": "llm", "error": "down", "class": "transient",
                                    "attempts": 6}
     # replay: pending documents and RUNNING, written before the payloads are sent
-    table.apply_record(DocRecord(job_id="j", doc_id="b", state="pending", at=AT))
-    table.apply_record(StatusRecord(job_id="j", status=JobStatus.RUNNING, at=AT,
+    table.apply_record(DocRecord(job_id=JOB, doc_id="b", state="pending", at=AT))
+    table.apply_record(StatusRecord(job_id=JOB, status=JobStatus.RUNNING, at=AT,
                                     replay_id="r1"))
     cp = table.to_checkpoint(state)
     assert (cp["status"], cp["failed_documents"], cp["processed_documents"]) == (
         "RUNNING", 0, 1)
     assert not state.all_done and cp["metadata"]["replay_id"] == "r1"
     assert cp["metadata"]["replaying_doc_ids"] == ["b"]
-    table.apply_record(DocRecord(job_id="j", doc_id="b", state="processed", at=AT))
+    table.apply_record(DocRecord(job_id=JOB, doc_id="b", state="processed", at=AT))
     assert state.all_done and table.to_checkpoint(state)["processed_documents"] == 2
     assert "replaying_doc_ids" not in table.to_checkpoint(state)["metadata"]
     # a pending record never unsaves a processed document
-    table.apply_record(DocRecord(job_id="j", doc_id="a", state="pending", at=AT))
+    table.apply_record(DocRecord(job_id=JOB, doc_id="a", state="pending", at=AT))
     assert "a" in state.processed and state.all_done
 
 

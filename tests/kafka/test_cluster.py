@@ -48,7 +48,10 @@ def cluster(tmp_path: Path) -> Iterator[dict[int, LocalKafka]]:
     cluster_id = new_cluster_id()
     nodes = {n: LocalKafka(tmp_path / f"node{n}", node_id=n, voters=voters,
                            controller_port=voters[n], cluster_id=cluster_id, heap_mb=384,
-                           min_insync_replicas=2, log_path=tmp_path / f"node{n}.log")
+                           min_insync_replicas=2, log_path=tmp_path / f"node{n}.log",
+                           # PDEATHSIG follows the starting *thread*, which ends at once;
+                           # the teardown below stops the nodes instead.
+                           tie_to_parent=False)
              for n in NODES}
     # Each node is ready only once the quorum stands: start them together.
     errors: list[BaseException] = []

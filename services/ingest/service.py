@@ -33,6 +33,7 @@ from eventpipe.models import (
 )
 from eventpipe.runtime.loop import ConsumeLoop, is_transient
 from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED
+from eventpipe.runtime.retry import StopRequested
 from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
 from services.ingest.lines import (
@@ -203,6 +204,11 @@ class Ingest:
         sent = skipped = 0
         with path.open("rb") as f:
             for line_no, raw in read_lines(f, self.max_doc):
+                if self.loop.stop_event.is_set():
+                    # SIGTERM mid-file: stop reading now, within the grace period. The
+                    # submission stays uncommitted, so the next ingest reads the file again
+                    # and skips what was done (what was sent twice is keyed downstream).
+                    raise StopRequested(f"stopped at line {line_no} of {sub.path}")
                 if not isinstance(raw, LongLine) and not raw.strip():
                     continue
                 if line_no % CONTROL_CHECK_LINES == 0 and self._blocked(sub.job_id):

@@ -706,3 +706,19 @@ def test_strimzi_conflicts_are_refused(chart: helm.Chart) -> None:
         render(chart, {"strimzi": {"cluster": "c", "topics": {"enabled": True}}})
     with pytest.raises(helm.HelmRenderError, match=re.escape("strimzi.cluster is empty")):
         render(chart, {"strimzi": {"user": {"enabled": True}}})
+
+
+def test_a_language_model_gets_a_longer_startup(chart: helm.Chart,
+                                                default_docs: list[dict[str, Any]]) -> None:
+    def startup(docs: list[dict[str, Any]], service: str) -> int:
+        [container] = deployments(docs)[service]["spec"]["template"]["spec"]["containers"]
+        probe = container["startupProbe"]
+        return int(probe["periodSeconds"] * probe["failureThreshold"])
+
+    assert startup(default_docs, "llm") == startup(default_docs, "ner") == 300
+    docs = render(chart, {"llm": {"backend": "transformers", "model": "/models/m.gguf"}})
+    assert startup(docs, "llm") == 900 and startup(docs, "dp") == 300
+    docs = render(chart, {"llm": {"backend": "transformers", "model": "/models/m.gguf"},
+                          "services": {"llm": {"startupProbe": {"periodSeconds": 10,
+                                                                "failureThreshold": 180}}}})
+    assert startup(docs, "llm") == 1800

@@ -232,8 +232,10 @@ class ConsumeLoop:
                 self.step()
                 if self.on_tick is not None:
                     self.on_tick()
-        except StopRequested:
-            log.info("stopped while a backend was down; the batch will be redelivered")
+        except StopRequested as exc:
+            # A backend was down, or the handler stopped reading its input, when asked to stop.
+            log.info("stopped before the batch was done; it will be redelivered",
+                     extra={"reason": str(exc)})
         finally:
             self.flush()
             self.consumer.close()  # leaves the group: partitions move at once

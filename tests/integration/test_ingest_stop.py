@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import REGISTRY
 
+from eventpipe.inbox import place_in_inbox
 from eventpipe.kafka.clients import make_admin, make_producer, make_reader
 from eventpipe.kafka.topics import Topics, ensure_topics
-from eventpipe.models import Submission
+from eventpipe.models import Submission, job_id_for
 from eventpipe.runtime.retry import StopRequested
 from eventpipe.settings import Settings
 from helpers import corpus_lines, write_jsonl
@@ -50,7 +50,10 @@ def test_sigterm_stops_reading_and_the_file_is_read_again(settings: Settings,
     ensure_topics(make_admin(settings), settings)
     topics = Topics.from_settings(settings)
     path = write_jsonl(tmp_path / "in.jsonl", corpus_lines(30, seed=5))
-    sub = Submission(batch_id="stop-test", job_id=str(uuid.uuid4()), path=str(path))
+    job_id = job_id_for("stop-test")
+    # Where `eventpipe submit` puts a file: the inbox, an input root ingest may read.
+    path = place_in_inbox(settings, path, job_id)
+    sub = Submission(batch_id="stop-test", job_id=job_id, path=str(path))
     producer = make_producer(settings)
     producer.produce(topics.submissions, key=sub.batch_id.encode(),
                      value=sub.model_dump_json().encode())

@@ -8,7 +8,7 @@ from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.attributes import LazyAttributes
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
-from eventpipe.nlp.memory import transient_batch
+from eventpipe.nlp.memory import WARM_DOCUMENTS, BatchZones
 from eventpipe.nlp.model import load_pipeline, parse_only
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from eventpipe.runtime.service import main_for
@@ -16,7 +16,8 @@ from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
 
 
-def make_process(nlp: Language) -> ProcessBatch:
+def make_process(nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> ProcessBatch:
+    zones = BatchZones(nlp, warm_documents)
     # POS and lemmas only where the triplets read them (see eventpipe.nlp.attributes).
     attributes = LazyAttributes(nlp)
     disabled = parse_only(nlp) + attributes.skipped
@@ -25,7 +26,7 @@ def make_process(nlp: Language) -> ProcessBatch:
         out: list[StageResult] = []
         # Strings first seen in this batch are dropped at its end (flat memory); everything
         # kept is copied out of the spaCy docs inside the zone.
-        with transient_batch(nlp):
+        with zones.batch(len(docs)):
             parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
             for doc, sp in zip(docs, parsed, strict=True):
                 attributes.annotate(sp, attribute_readers(sp))

@@ -7,21 +7,22 @@ from spacy.language import Language
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.entities import entities_from_doc
-from eventpipe.nlp.memory import transient_batch
+from eventpipe.nlp.memory import WARM_DOCUMENTS, BatchZones
 from eventpipe.nlp.model import load_pipeline, ner_only
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
 
 
-def make_process(nlp: Language) -> ProcessBatch:
+def make_process(nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> ProcessBatch:
+    zones = BatchZones(nlp, warm_documents)
     disabled = ner_only(nlp)
 
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
         out: list[StageResult] = []
         # Strings first seen in this batch are dropped at its end (flat memory); the
         # entities are plain strings by then.
-        with transient_batch(nlp):
+        with zones.batch(len(docs)):
             parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
             for doc, sp in zip(docs, parsed, strict=True):
                 doc.entities = entities_from_doc(sp)

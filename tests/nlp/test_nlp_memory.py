@@ -19,8 +19,8 @@ def messages(texts: list[str]) -> list[DocumentMessage]:
             for n, text in enumerate(texts)]
 
 
-def through_stages(nlp: Language, texts: list[str]) -> list[DocumentMessage]:
-    ner, dp = make_ner(nlp), make_dp(nlp)
+def through_stages(nlp: Language, texts: list[str], warm: int = 0) -> list[DocumentMessage]:
+    ner, dp = make_ner(nlp, warm), make_dp(nlp, warm)
     out: list[DocumentMessage] = []
     for start in range(0, len(texts), 16):  # several batches: several zones
         batch = ner(messages(texts[start:start + 16]))
@@ -54,6 +54,20 @@ def test_never_seen_strings_leave_the_vocabulary_as_it_was(nlp: Language) -> Non
     # Without the zone the same kind of text grows it: the check above can fail.
     list(nlp.pipe(d["text"] for d in unseen_documents(10, seed=303)))
     assert len(nlp.vocab.strings) > before + 300
+
+
+def test_after_the_warm_up_documents_the_vocabulary_stops_growing(nlp: Language) -> None:
+    texts = [d["text"] for d in unseen_documents(64, seed=404)]
+    before = len(nlp.vocab.strings)
+    through_stages(nlp, texts[:32], warm=32)  # two batches of 16 outside any zone
+    warmed = len(nlp.vocab.strings)
+    assert warmed > before + 300
+    ner, dp = make_ner(nlp, 32), make_dp(nlp, 32)
+    for start in (0, 16):  # the warm-up: outside any zone
+        dp(ner(messages(texts[start:start + 16])))  # type: ignore[arg-type]
+    after_warm_up = len(nlp.vocab.strings)
+    dp(ner(messages(texts[32:48])))  # type: ignore[arg-type]  # in zones from here on
+    assert len(nlp.vocab.strings) == after_warm_up
 
 
 def test_strings_made_inside_a_zone_are_gone_after_it(nlp: Language) -> None:

@@ -23,6 +23,31 @@ from spacy.language import Language
 from spacy.pipeline import Lemmatizer
 
 LEMMA_CACHE_MAX = 50_000
+# Documents a worker processes outside any zone when it starts: the words they share with
+# most news (function words, common verbs) then keep their lexemes and tokenizer entries
+# instead of being rebuilt in every batch. Measured on 1,150 documents, batches interleaved
+# in one process: zones from the first document cost 6.5% more CPU than no zone; with this
+# warm-up 2% less (noise). The strings of these documents stay: a fixed, bounded cost.
+WARM_DOCUMENTS = 256
+
+
+class BatchZones:
+    """`with zones.batch(n):` around a stage's processing of n documents: outside any zone
+    until WARM_DOCUMENTS have passed, then in a memory zone each."""
+
+    def __init__(self, nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> None:
+        self.nlp = nlp
+        self.warm_left = warm_documents
+
+    @contextmanager
+    def batch(self, size: int) -> Iterator[None]:
+        if self.warm_left > 0:
+            self.warm_left -= size
+            yield
+        else:
+            with self.nlp.memory_zone():
+                yield
+        trim_caches(self.nlp)
 
 
 @contextmanager

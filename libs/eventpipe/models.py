@@ -107,10 +107,24 @@ class Triplet(_Model):
     end_char: int = Field(0, ge=0)
 
 
+class Predicate(_Model):
+    """A word that may name an event (a verb, an event noun), found by the DP stage."""
+
+    lemma: str
+    kind: Literal["verb", "noun", "adjective"]
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+    sentence: int = Field(0, ge=0)
+    negated: bool = False
+
+
 class Participant(_Model):
     text: str
     role: str
     label: str | None = None
+    key: str | None = Field(None, description="Canonical key of the named entity, if any.")
+    start_char: int | None = Field(None, ge=0, description="The entity's span in the text.")
+    end_char: int | None = Field(None, ge=0)
 
 
 class Event(_Model):
@@ -121,6 +135,13 @@ class Event(_Model):
     time: str | None = None
     sentence: int = Field(0, ge=0)
     source: str = "rules"
+    lemma: str | None = Field(None, description="The trigger's lemma.")
+    reporting: bool = Field(False, description="A reporting verb (say, announce): weighs "
+                            "little in linking.")
+    start_char: int | None = Field(None, ge=0, description="The trigger's span in the text.")
+    end_char: int | None = Field(None, ge=0)
+    sentence_start: int | None = Field(None, ge=0, description="The sentence's span.")
+    sentence_end: int | None = Field(None, ge=0)
 
 
 class RetryState(_Model):
@@ -147,6 +168,9 @@ class DocumentMessage(_Model):
     entities: list[Entity] = Field(default_factory=list)
     sentences: list[tuple[int, int]] = Field(default_factory=list)
     triplets: list[Triplet] = Field(default_factory=list)
+    predicates: list[Predicate] = Field(
+        default_factory=list, description="Words that may name an event (DP stage)."
+    )
     events: list[Event] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     events_backend: str | None = Field(None, description="The backend that made `events`.")

@@ -201,8 +201,9 @@ class Settings(BaseSettings):
     link_threshold: float = Field(
         0.5, ge=0, le=1, description="Event links: the lowest score that makes a link."
     )
-    link_similarity: Literal["auto", "tfidf", "embeddings"] = Field(
-        "auto", description="Event links: text similarity (auto: embeddings when installed)."
+    storyline_threshold: float = Field(
+        0.12, gt=0, le=1, description="Storylines: the lowest average TF-IDF similarity of a "
+        "document to a story's documents that adds it to the story."
     )
     fsync: bool = Field(True, description="fsync results before they count as processed.")
     checkpoint_flush_interval_s: float = Field(

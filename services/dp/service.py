@@ -10,6 +10,7 @@ from eventpipe.nlp.attributes import LazyAttributes
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
 from eventpipe.nlp.memory import WARM_DOCUMENTS, BatchZones
 from eventpipe.nlp.model import load_pipeline, parse_only
+from eventpipe.nlp.predicates import candidate_positions, predicates_from_doc
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
@@ -29,12 +30,15 @@ def make_process(nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> Process
         with zones.batch(len(docs)):
             parsed = nlp.pipe((d.text for d in docs), disable=disabled, batch_size=len(docs))
             for doc, sp in zip(docs, parsed, strict=True):
-                attributes.annotate(sp, attribute_readers(sp))
+                # POS and lemmas of the triplets' verbs and of every event candidate.
+                candidates = candidate_positions(sp)
+                attributes.annotate(sp, attribute_readers(sp) + candidates)
                 # The NER stage ran without sentence boundaries; this makes its entities
                 # equal to the full pipeline's (re-running NER only where one crosses one).
                 doc.entities = fix_cross_sentence_entities(nlp, sp, doc.entities)
                 doc.sentences = sentences_from_doc(sp)
                 doc.triplets = triplets_from_doc(sp)
+                doc.predicates = predicates_from_doc(sp, candidates)
                 out.append(doc)
         return out
 

@@ -13,7 +13,8 @@ from eventpipe.settings import Settings
 
 def make_process(backend: EventBackend) -> ProcessBatch:
     def process(docs: Sequence[DocumentMessage]) -> list[StageResult]:
-        inputs = [EventInput(d.text, d.entities, d.triplets, d.sentences) for d in docs]
+        inputs = [EventInput(d.text, d.entities, d.triplets, d.sentences, d.predicates)
+                  for d in docs]
         out: list[StageResult] = []
         for doc, result in zip(docs, backend.extract_results(inputs), strict=True):
             if isinstance(result, Exception):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventpipe.linking.items import event_items
+from eventpipe.linking.clustering import OnlineStorylines, Profile, profile_of
+from eventpipe.linking.items import event_items, published
 from eventpipe.linking.links import link_events
-from eventpipe.linking.similarity import make_similarity
 from eventpipe.linking.stats import batch_statistics
 from eventpipe.linking.storylines import build_storylines
 from eventpipe.settings import Settings
@@ -47,15 +47,26 @@ def load_records(backends: list[Backend], job_id: str, batch_id: str) -> list[Re
                           "PostgreSQL backend; neither is enabled")
 
 
+def document_profile(record: ResultRecord) -> Profile:
+    """What storyline clustering reads of a saved document."""
+    return profile_of(record["id"], record.get("text", ""),
+                      [(e["text"], e["label"]) for e in record.get("entities") or []],
+                      published(record.get("meta") or {}))
+
+
 def compute(settings: Settings, checkpoint: dict[str, Any], records: list[ResultRecord]
             ) -> BatchOutputs:
     job_id = checkpoint["job_id"]
-    items = event_items(records)
-    similarity = make_similarity({r["id"]: r.get("text", "") for r in records},
-                                 settings.link_similarity)
     started = time.perf_counter()
-    links = link_events(items, similarity, settings.link_threshold)
-    storylines = build_storylines(job_id, links)
+    clustering = OnlineStorylines(settings.storyline_threshold)
+    for record in records:  # in the order they were saved
+        clustering.add(document_profile(record))
+    groups = clustering.finish()
+    items = event_items(records)
+    storylines = build_storylines(job_id, groups, items,
+                                  {r["id"]: r.get("triplets") or [] for r in records})
+    storyline_of = {d: s["storyline_id"] for s in storylines for d in s["doc_ids"]}
+    links = link_events(items, storyline_of, settings.link_threshold)
     log.info("linked", extra={"job_id": job_id, "events": len(items), "links": len(links),
                               "storylines": len(storylines),
                               "ms": round((time.perf_counter() - started) * 1000, 1)})
@@ -65,7 +76,6 @@ def compute(settings: Settings, checkpoint: dict[str, Any], records: list[Result
     except (KeyError, ValueError):
         total_s = None
     stats = batch_statistics(records, checkpoint, len(links), len(storylines), total_s)
-    stats["similarity"] = similarity.name
     return BatchOutputs([link.to_json(job_id) for link in links], storylines, stats)
 
 

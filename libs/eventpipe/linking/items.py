@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from eventpipe.nlp.events import is_reporting
+from eventpipe.nlp.keys import KEYED_LABELS, entity_key
 from eventpipe.storage.base import ResultRecord
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -22,7 +24,8 @@ def normalize(text: str) -> str:
     return " ".join(words)
 
 
-def _published(meta: dict[str, Any]) -> date | None:
+def published(meta: dict[str, Any]) -> date | None:
+    """The document's publication date from its meta (`published`, `date`), if any."""
     for key in ("published", "date", "published_at"):
         value = meta.get(key)
         if isinstance(value, str) and (m := _DATE.search(value)):
@@ -44,6 +47,9 @@ class EventItem:
     time: str | None
     published: date | None
     raw: dict[str, Any]
+    lemma: str = ""
+    reporting: bool = False
+    keys: frozenset[str] = frozenset()  # canonical keys of its named participants
 
     @property
     def key(self) -> tuple[str, int]:
@@ -53,16 +59,22 @@ class EventItem:
 def event_items(records: Iterable[ResultRecord]) -> list[EventItem]:
     items = []
     for record in records:
-        published = _published(record.get("meta") or {})
+        day = published(record.get("meta") or {})
         for i, event in enumerate(record.get("events") or []):
             participants = frozenset(
                 p for p in (normalize(x.get("text", "")) for x in event.get("participants", []))
                 if p)
             location = normalize(event["location"]) if event.get("location") else None
+            trigger = normalize(event.get("trigger", ""))
+            kind = event.get("type", "other")
+            keys = frozenset(
+                k for x in event.get("participants", [])
+                if (k := x.get("key") or (entity_key(x.get("text", ""), x.get("label"))
+                                          if x.get("label") in KEYED_LABELS else None)))
             items.append(EventItem(
-                doc_id=record["id"], index=i, trigger=normalize(event.get("trigger", "")),
-                type=event.get("type", "other"), participants=participants,
-                location=location or None, time=event.get("time"), published=published,
-                raw=event,
+                doc_id=record["id"], index=i, trigger=trigger, type=kind,
+                participants=participants, location=location or None, time=event.get("time"),
+                published=day, raw=event, lemma=str(event.get("lemma") or trigger),
+                reporting=bool(event.get("reporting", is_reporting(kind))), keys=keys,
             ))
     return items

@@ -1,27 +1,28 @@
-"""Event links across documents: candidate pairs come from blocking keys (a shared
-participant, location, or event type and trigger), never from all pairs; each candidate gets
-a score from shared participants, location, type, trigger, time proximity and text
-similarity, and becomes a link at or above the threshold, with its evidence."""
+"""Event links across documents, inside and across storylines, with their evidence.
+
+Candidate pairs come from blocking keys, never from all pairs: the same trigger lemma in the
+same storyline, the same event type in the same storyline, or the same lemma with a shared
+participant key anywhere in the batch (lemma matching within a story is the strong baseline
+for cross-document event coreference on news). Each candidate is scored from its evidence
+(WEIGHTS) and becomes a link at or above the threshold. A reporting event ("said") weighs
+`REPORTING_WEIGHT` of its score: that two people spoke says nothing about what happened."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from eventpipe.linking.items import EventItem
-from eventpipe.linking.similarity import Similarity
 
-# A key shared by more events than this says little ("police", "the company") and would make
-# the work quadratic; such keys are not used for blocking.
+# A key shared by more events than this says little and would make the work quadratic; such
+# keys are not used for blocking.
 MAX_BLOCK = 200
-WEIGHTS = {"participants": 0.35, "location": 0.15, "type": 0.1, "trigger": 0.1, "time": 0.1,
-           "text": 0.2}
-_W_PARTICIPANTS, _W_LOCATION, _W_TYPE, _W_TRIGGER, _W_TIME, _W_TEXT = (
-    WEIGHTS[k] for k in ("participants", "location", "type", "trigger", "time", "text"))
+WEIGHTS = {"lemma": 0.35, "type": 0.1, "participants": 0.25, "storyline": 0.2, "time": 0.1}
+REPORTING_WEIGHT = 0.25
+# Days between publication dates at which the time evidence has fallen to 0.
+TIME_SPAN_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,24 @@ class Link:
                 "evidence": self.evidence}
 
 
-def blocking_keys(item: EventItem) -> Iterable[str]:
-    for p in item.participants:
-        yield f"p:{p}"
-    if item.location:
-        yield f"l:{item.location}"
-    if item.type != "other":
-        yield f"t:{item.type}:{item.trigger}"
+def blocking_keys(item: EventItem, storyline: str | None) -> Iterable[str]:
+    if not item.lemma:
+        return
+    # A reporting event pairs only through a shared participant, and its score is cut to
+    # REPORTING_WEIGHT: "said" in every article of a storyline makes no link.
+    if storyline is not None and not item.reporting:
+        yield f"s:{storyline}:{item.lemma}"
+        if item.type != "other":
+            yield f"s:{storyline}:t:{item.type}"
+    for key in item.keys:
+        yield f"k:{key}:{item.lemma}"
 
 
-def candidate_pairs(items: list[EventItem]) -> set[tuple[int, int]]:
+def candidate_pairs(items: list[EventItem], storyline_of: Mapping[str, str]
+                    ) -> list[tuple[int, int]]:
     blocks: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
-        for key in set(blocking_keys(item)):
+        for key in set(blocking_keys(item, storyline_of.get(item.doc_id))):
             blocks[key].append(i)
     pairs: set[tuple[int, int]] = set()
     for members in blocks.values():
@@ -60,63 +66,46 @@ def candidate_pairs(items: list[EventItem]) -> set[tuple[int, int]]:
             for b in members[a_pos + 1:]:
                 if items[a].doc_id != items[b].doc_id:
                     pairs.add((a, b))
-    return pairs
+    return sorted(pairs)
 
 
-def _ids(values: Iterable[str | None]) -> np.ndarray:
-    """Each value as an integer id, equal ids for equal values; None (no value) as -1."""
-    seen: dict[str, int] = {}
-    return np.array([-1 if v is None else seen.setdefault(v, len(seen)) for v in values],
-                    dtype=np.int64)
+def score(source: EventItem, target: EventItem, same_storyline: bool
+          ) -> tuple[float, dict[str, Any]]:
+    """The pair's score and the evidence it rests on."""
+    shared = sorted(source.keys & target.keys)
+    union = len(source.keys | target.keys)
+    participants = len(shared) / union if union else 0.0
+    days = (abs((source.published - target.published).days)
+            if source.published and target.published else None)
+    if source.time and source.time == target.time:
+        time = 1.0
+    elif days is not None:
+        time = max(0.0, 1.0 - days / TIME_SPAN_DAYS)
+    else:
+        time = 0.0
+    same_lemma = source.lemma == target.lemma
+    same_type = source.type == target.type and source.type != "other"
+    total = (WEIGHTS["lemma"] * same_lemma + WEIGHTS["type"] * same_type
+             + WEIGHTS["participants"] * participants + WEIGHTS["storyline"] * same_storyline
+             + WEIGHTS["time"] * time)
+    if source.reporting or target.reporting:
+        total *= REPORTING_WEIGHT
+    evidence = {"same_lemma": same_lemma, "lemma": source.lemma if same_lemma else None,
+                "same_type": same_type, "shared_participants": shared,
+                "same_storyline": same_storyline, "days_apart": days}
+    return total, evidence
 
 
-def link_events(items: list[EventItem], similarity: Similarity, threshold: float) -> list[Link]:
-    """Score every candidate pair and keep those at or above `threshold`.
-
-    A pair's score is the weighted sum (WEIGHTS) of: the Jaccard overlap of participants, the
-    same location, the same type, the same trigger, the time (1 for the same time expression,
-    else 1 - days between publication dates / 30, at least 0), and text similarity. The
-    first five are computed for all pairs at once with numpy (~200k pairs per 1,000 news
-    documents; scoring them one by one in Python took 1.7 s); text similarity, the costly
-    part, only for pairs it could lift to the threshold; evidence only for links.
-    """
-    pairs = sorted(candidate_pairs(items))
-    if not pairs:
-        return []
-    a = np.array([p[0] for p in pairs], dtype=np.int64)
-    b = np.array([p[1] for p in pairs], dtype=np.int64)
-    size = np.array([len(item.participants) for item in items], dtype=np.int64)
-    shared = np.fromiter((len(items[i].participants & items[j].participants) for i, j in pairs),
-                         dtype=np.int64, count=len(pairs))
-    union = size[a] + size[b] - shared
-    parts = np.divide(shared, union, out=np.zeros(len(pairs)), where=union > 0)
-    location = _ids(item.location for item in items)
-    same_location = (location[a] == location[b]) & (location[a] >= 0)
-    kind, trigger = _ids(item.type for item in items), _ids(item.trigger for item in items)
-    same_type, same_trigger = kind[a] == kind[b], trigger[a] == trigger[b]
-    time = _ids(item.time or None for item in items)
-    day = np.array([item.published.toordinal() if item.published else 0 for item in items],
-                   dtype=np.int64)
-    dated = np.array([item.published is not None for item in items])
-    days = np.abs(day[a] - day[b])
-    time_score = np.where((time[a] == time[b]) & (time[a] >= 0), 1.0,
-                          np.where(dated[a] & dated[b], np.maximum(0.0, 1.0 - days / 30.0), 0.0))
-    partial = (_W_PARTICIPANTS * parts + _W_LOCATION * same_location + _W_TYPE * same_type
-               + _W_TRIGGER * same_trigger + _W_TIME * time_score)
-
+def link_events(items: list[EventItem], storyline_of: Mapping[str, str], threshold: float
+                ) -> list[Link]:
+    """Links between events of different documents; `storyline_of` maps a document to its
+    storyline (documents in none are absent)."""
     links = []
-    for n in np.flatnonzero(partial + _W_TEXT >= threshold).tolist():
-        source, target = items[pairs[n][0]], items[pairs[n][1]]
-        text = similarity(source.doc_id, target.doc_id)
-        total = float(partial[n]) + _W_TEXT * text
-        if total < threshold:
-            continue
-        evidence = {
-            "shared_participants": sorted(source.participants & target.participants),
-            "same_location": bool(same_location[n]), "same_type": bool(same_type[n]),
-            "same_trigger": bool(same_trigger[n]),
-            "days_apart": int(days[n]) if dated[pairs[n][0]] and dated[pairs[n][1]] else None,
-            "text_similarity": round(text, 4), "similarity": similarity.name,
-        }
-        links.append(Link(source, target, total, evidence))
+    for a, b in candidate_pairs(items, storyline_of):
+        source, target = items[a], items[b]
+        story = storyline_of.get(source.doc_id)
+        total, evidence = score(source, target,
+                                story is not None and story == storyline_of.get(target.doc_id))
+        if total >= threshold:
+            links.append(Link(source, target, total, evidence))
     return links

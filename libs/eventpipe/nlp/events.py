@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from eventpipe.models import Entity, Event, Participant, Triplet
+from eventpipe.models import Entity, Event, Participant, Predicate, Triplet
+from eventpipe.nlp.keys import entity_key
 
 if TYPE_CHECKING:
     from eventpipe.settings import Settings
@@ -37,6 +38,27 @@ _TYPES: dict[str, str] = {
     "disaster": "hit, flood, damage, batter, devastate, strand",
     "personnel": "appoint, resign, name, fire, promote, replace, retire",
     "sports": "beat, score, lose, draw, qualify, defend",
+}
+# Event nouns (see eventpipe.nlp.predicates) by type; gerunds take their verb's type.
+_NOUN_TYPES: dict[str, str] = {
+    "acquisition": "acquisition, merger, takeover, purchase, sale, bid, deal, transaction",
+    "conflict": "attack, airstrike, ambush, assault, battle, blast, bombing, clash, conflict, "
+    "explosion, fight, firing, invasion, killing, massacre, murder, offensive, raid, shooting, "
+    "shootout, siege, slaying, stabbing, war, assassination, riot",
+    "meeting": "meeting, summit, talk, conference, visit, negotiation",
+    "justice": "arrest, charge, trial, verdict, sentence, conviction, indictment, detention, "
+    "extradition, lawsuit, hearing, investigation, execution, appeal, seizure",
+    "election": "election, vote, campaign, inauguration",
+    "agreement": "agreement, settlement, ceasefire",
+    "disaster": "earthquake, quake, tremor, tsunami, flood, flooding, storm, hurricane, "
+    "tornado, typhoon, landslide, eruption, fire, blaze, crash, collision, accident, wreck, "
+    "collapse, outage, disaster",
+    "business": "launch, release, layoff, expansion, recall, closure, auction",
+    "personnel": "resignation, appointment, retirement, dismissal, departure",
+    "sports": "game, match, victory, win, defeat",
+}
+NOUN_TRIGGERS: dict[str, str] = {
+    noun: kind for kind, nouns in _NOUN_TYPES.items() for noun in nouns.split(", ")
 }
 EVENT_TYPES: tuple[str, ...] = (*_TYPES, "other")
 TRIGGERS: dict[str, str] = {
@@ -62,6 +84,8 @@ class EventInput:
     entities: list[Entity]
     triplets: list[Triplet]
     sentences: list[tuple[int, int]]
+    # From the DP stage; without them (older messages) the rules read triplets only.
+    predicates: Sequence[Predicate] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,24 @@ def event_type(action: str) -> str | None:
     return TRIGGERS.get(action) or TRIGGERS.get(action.split(" ", 1)[0])
 
 
+def noun_type(noun: str) -> str | None:
+    """The type of an event noun ("earthquake"), of a gerund by its verb ("shooting")."""
+    if noun in NOUN_TRIGGERS:
+        return NOUN_TRIGGERS[noun]
+    if noun.endswith("ing"):
+        stem = noun[:-3]
+        for verb in (stem, stem + "e", stem[:-1]):
+            if verb in TRIGGERS:
+                return TRIGGERS[verb]
+    return None
+
+
+def is_reporting(kind: str | None) -> bool:
+    """Reporting verbs (say, announce, tell) carry a `statement` event that says someone
+    spoke, not what happened."""
+    return kind == "statement"
+
+
 class RulesBackend:
     """One event per asserted triplet whose action is a known trigger or whose subject,
     object or agent names an entity. Negated triplets ("did not sign") report
@@ -106,6 +148,8 @@ class RulesBackend:
         return [self.extract(doc) for doc in docs]
 
     def extract(self, doc: EventInput) -> list[Event]:
+        if doc.predicates:
+            return _predicate_events(doc)
         by_sentence = _entities_by_sentence(doc)
         events = []
         for triplet in doc.triplets:
@@ -132,6 +176,73 @@ def _event(text: str, triplet: Triplet, entities: list[Entity]) -> Event | None:
         sentence=triplet.sentence,
         source="rules",
     )
+
+
+# Participants kept per event: the named entities of its sentence nearest to the trigger.
+MAX_PARTICIPANTS = 4
+
+
+def _predicate_events(doc: EventInput) -> list[Event]:
+    """One event per asserted predicate: every main verb that is not a light verb, event
+    nouns and outcome adjectives (see eventpipe.nlp.predicates). Participants are the named
+    entities of the sentence, with roles from the triplet of the same verb when there is one
+    and canonical keys; reporting verbs make `statement` events marked `reporting`."""
+    by_sentence = _entities_by_sentence(doc)
+    triplets: dict[int, list[Triplet]] = {}
+    for triplet in doc.triplets:
+        triplets.setdefault(triplet.start_char, []).append(triplet)
+    events = []
+    for predicate in doc.predicates:
+        head = predicate.lemma.split(" ")[0]
+        if predicate.negated or (predicate.kind == "verb" and head in LIGHT_VERBS):
+            continue
+        kind = (event_type(predicate.lemma) if predicate.kind == "verb"
+                else noun_type(predicate.lemma))
+        entities = by_sentence.get(predicate.sentence, [])
+        start, end = (doc.sentences[predicate.sentence]
+                      if predicate.sentence < len(doc.sentences) else (None, None))
+        events.append(Event(
+            trigger=doc.text[predicate.start_char:predicate.end_char] or predicate.lemma,
+            type=kind or "other",
+            participants=_entity_participants(
+                predicate, kind, entities, triplets.get(predicate.start_char, [])),
+            location=_first_with_label(entities, LOCATION_LABELS),
+            time=_first_with_label(entities, TIME_LABELS),
+            sentence=predicate.sentence,
+            source="rules",
+            lemma=predicate.lemma,
+            reporting=is_reporting(kind),
+            start_char=predicate.start_char,
+            end_char=predicate.end_char,
+            sentence_start=start,
+            sentence_end=end,
+        ))
+    return events
+
+
+def _entity_participants(predicate: Predicate, kind: str | None, entities: list[Entity],
+                         triplets: list[Triplet]) -> list[Participant]:
+    named = [e for e in entities if e.label in NAMED_LABELS and entity_key(e.text, e.label)]
+    nearest = sorted(named, key=lambda e: (abs(e.start_char - predicate.start_char),
+                                           e.start_char))[:MAX_PARTICIPANTS]
+    object_role = "patient" if kind in _PATIENT_TYPES else "theme"
+    found = []
+    for ent in sorted(nearest, key=lambda e: e.start_char):
+        role = "location" if ent.label in LOCATION_LABELS else "participant"
+        for triplet in triplets:
+            if ent.text in triplet.subject:
+                role = "patient" if triplet.passive else "agent"
+            elif triplet.object is not None and ent.text in triplet.object:
+                role = object_role
+            elif triplet.agent is not None and ent.text in triplet.agent:
+                role = "agent"
+            else:
+                continue
+            break
+        found.append(Participant(text=ent.text, role=role, label=ent.label,
+                                 key=entity_key(ent.text, ent.label), start_char=ent.start_char,
+                                 end_char=ent.end_char))
+    return found
 
 
 def _participants(triplet: Triplet, kind: str | None, entities: list[Entity]) -> list[Participant]:

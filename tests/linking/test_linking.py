@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_helpers import checkpoint, through_pipeline
 
 from eventpipe.linking.batch import compute, document_profile
 from eventpipe.linking.clustering import OnlineStorylines
 from eventpipe.linking.items import event_items
 from eventpipe.linking.links import MAX_BLOCK, candidate_pairs, link_events
 from eventpipe.settings import Settings
-from pipeline_helpers import checkpoint, through_pipeline
 
 # Two wordings of the same shape: five articles on a disaster in a city, five on a company
 # takeover, four unrelated ones. Nothing in eventpipe knows these words.

@@ -9,10 +9,10 @@ Candidate stories come from an inverted index over profile terms, each term keep
 `POSTINGS` most recent stories, so the work per document is bounded whatever the number of
 documents: no pair of all documents is ever compared.
 
-`finish` is the end-of-batch step: it rebuilds the profiles with the final document
-frequencies (the first documents of a batch were weighed against few others), replays the
-same assignment in the same order, then merges stories whose average linkage reaches the
-threshold. It is linear in the documents too.
+`finish` is the end-of-batch step: for batches up to `REPLAY_MAX` documents it rebuilds the
+profiles with the final document frequencies (the first documents of a batch were weighed
+against few others) and replays the same assignment in the same order; then it merges
+stories whose average linkage reaches the threshold.
 
 Publication dates keep similar stories apart: a document published long before or after
 every member of a story weighs against it (`DATE_GAP_DAYS`, `DATE_PENALTY`).
@@ -34,7 +34,17 @@ from eventpipe.nlp.keys import KEYED_LABELS, entity_key
 THRESHOLD = 0.12
 ENTITY_WEIGHT = 1.5
 PROFILE_TERMS = 80
-POSTINGS = 40
+# A document looks for stories through its heaviest terms only, each remembering its
+# POSTINGS most recent stories: at most CANDIDATE_TERMS * POSTINGS stories are scored.
+CANDIDATE_TERMS = 10
+POSTINGS = 20
+# A story keeps at most STORY_TERMS terms of its members' summed profiles (its heaviest),
+# pruned when it holds twice as many: memory per story is bounded.
+STORY_TERMS = 400
+# Batches up to this many documents are replayed with the final document frequencies at
+# the end; beyond it the frequencies have long settled, profiles are not kept and the end
+# step only merges stories.
+REPLAY_MAX = 2000
 DATE_GAP_DAYS = 90
 DATE_PENALTY = 0.5
 _TOKEN = re.compile(r"[a-z][a-z0-9]+(?:[.'-][a-z0-9]+)*|\d{4}")
@@ -76,6 +86,9 @@ class _Story:
     def add(self, vector: dict[str, float], published: date | None) -> None:
         for term, weight in vector.items():
             self.total[term] = self.total.get(term, 0.0) + weight
+        if len(self.total) > 2 * STORY_TERMS:
+            kept = sorted(self.total.items(), key=lambda kv: (-kv[1], kv[0]))[:STORY_TERMS]
+            self.total = dict(kept)
         if published is not None:
             self.first = min(self.first or published, published)
             self.last = max(self.last or published, published)
@@ -85,7 +98,8 @@ class OnlineStorylines:
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = THRESHOLD if threshold is None else threshold
         self.df: Counter[str] = Counter()
-        self.profiles: list[Profile] = []
+        self.documents = 0
+        self.profiles: list[Profile] | None = []  # kept for the replay, up to REPLAY_MAX
         self._reset()
 
     def _reset(self) -> None:
@@ -97,7 +111,11 @@ class OnlineStorylines:
         """Count the document and place it; returns its story's index."""
         if profile.doc_id in self.story_of:  # a redelivered document stays where it is
             return self.story_of[profile.doc_id]
-        self.profiles.append(profile)
+        self.documents += 1
+        if self.profiles is not None:
+            self.profiles.append(profile)
+            if len(self.profiles) > REPLAY_MAX:
+                self.profiles = None
         self.df.update(self._terms(profile).keys())
         return self._place(profile, self.vector(profile))
 
@@ -106,10 +124,12 @@ class OnlineStorylines:
         return [list(s.members) for s in self.stories if s.members]
 
     def finish(self) -> list[list[str]]:
-        """The end-of-batch step: replay with final document frequencies, then merge."""
-        self._reset()
-        for profile in self.profiles:
-            self._place(profile, self.vector(profile))
+        """The end-of-batch step: replay with final document frequencies (small batches),
+        then merge."""
+        if self.profiles is not None:
+            self._reset()
+            for profile in self.profiles:
+                self._place(profile, self.vector(profile))
         self._merge()
         return self.groups()
 
@@ -122,7 +142,7 @@ class OnlineStorylines:
         return terms
 
     def vector(self, profile: Profile) -> dict[str, float]:
-        n = len(self.profiles)
+        n = self.documents
         weighted = {t: tf * (math.log((1 + n) / (1 + self.df[t])) + 1.0)
                     for t, tf in self._terms(profile).items()}
         top = sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[:PROFILE_TERMS]
@@ -130,8 +150,9 @@ class OnlineStorylines:
         return {t: w / norm for t, w in top}
 
     def _candidates(self, vector: dict[str, float]) -> list[int]:
+        """Stories sharing one of the vector's heaviest terms (vectors are heaviest first)."""
         found: set[int] = set()
-        for term in vector:
+        for term in list(vector)[:CANDIDATE_TERMS]:
             found.update(self.postings.get(term, ()))
         return sorted(found)
 
@@ -165,27 +186,48 @@ class OnlineStorylines:
             del posting[:-POSTINGS]
         return best
 
+    def _linkage(self, a: _Story, b: _Story) -> float:
+        """Average linkage of two stories: the dot product of their members' mean profiles,
+        weighed down when their dates lie far apart."""
+        small, large = (a.total, b.total) if len(a.total) <= len(b.total) else (b.total, a.total)
+        score = sum(w * large.get(t, 0.0) for t, w in small.items())
+        score /= len(a.members) * len(b.members)
+        if a.first and a.last and b.first and b.last:
+            gap = max((a.first - b.last).days, (b.first - a.last).days, 0)
+            if gap > DATE_GAP_DAYS:
+                score *= DATE_PENALTY
+        return score
+
     def _merge(self) -> None:
-        """Average-linkage merging of stories, closest pair first, among candidates from the
-        inverted index, until no pair reaches the threshold."""
+        """Merge stories whose average linkage reaches the threshold, closest pairs first,
+        among candidates from the inverted index; again until a pass merges nothing."""
         while True:
-            best, best_score = (-1, -1), self.threshold
+            pairs = []
             for index, story in enumerate(self.stories):
                 if not story.members:
                     continue
-                top = sorted(story.total.items(), key=lambda kv: (-kv[1], kv[0]))
-                mean = {t: w / len(story.members) for t, w in top[:PROFILE_TERMS]}
-                for other in self._candidates(mean):
+                top = sorted(story.total, key=lambda t: (-story.total[t], t))[:PROFILE_TERMS]
+                head = {t: story.total[t] for t in top}
+                for other in self._candidates(head):
                     target = self.stories[other]
-                    if other <= index or not target.members:
-                        continue
-                    date_of = story.first if story.first == story.last else None
-                    score = self._similarity(mean, date_of, target)
-                    if score >= best_score:
-                        best, best_score = (other, index), score
-            if best[0] < 0:
+                    if other > index and target.members:
+                        # Scored on the story's heaviest terms (a lower bound), checked in
+                        # full before the merge.
+                        score = sum(w * target.total.get(t, 0.0) for t, w in head.items())
+                        score /= len(story.members) * len(target.members)
+                        if score >= self.threshold:
+                            pairs.append((-score, index, other))
+            moved: dict[int, int] = {}
+            for _, a, b in sorted(pairs):
+                while a in moved:
+                    a = moved[a]
+                while b in moved:
+                    b = moved[b]
+                if a != b and self._linkage(self.stories[a], self.stories[b]) >= self.threshold:
+                    self._join(a, b)
+                    moved[b] = a
+            if not moved:
                 return
-            self._join(*best)
 
     def _join(self, into: int, source: int) -> None:
         a, b = self.stories[into], self.stories[source]

@@ -69,43 +69,46 @@ def candidate_pairs(items: list[EventItem], storyline_of: Mapping[str, str]
     return sorted(pairs)
 
 
-def score(source: EventItem, target: EventItem, same_storyline: bool
-          ) -> tuple[float, dict[str, Any]]:
-    """The pair's score and the evidence it rests on."""
-    shared = sorted(source.keys & target.keys)
+def score(source: EventItem, target: EventItem, same_storyline: bool) -> float:
+    """The pair's score: the weighted sum (WEIGHTS) of the same lemma, the same type (not
+    "other"), the Jaccard overlap of participant keys, the same storyline, and time (1 for
+    the same time expression, else 1 - days between publication dates / TIME_SPAN_DAYS)."""
     union = len(source.keys | target.keys)
-    participants = len(shared) / union if union else 0.0
-    days = (abs((source.published - target.published).days)
-            if source.published and target.published else None)
+    participants = len(source.keys & target.keys) / union if union else 0.0
     if source.time and source.time == target.time:
         time = 1.0
-    elif days is not None:
+    elif source.published and target.published:
+        days = abs((source.published - target.published).days)
         time = max(0.0, 1.0 - days / TIME_SPAN_DAYS)
     else:
         time = 0.0
-    same_lemma = source.lemma == target.lemma
-    same_type = source.type == target.type and source.type != "other"
-    total = (WEIGHTS["lemma"] * same_lemma + WEIGHTS["type"] * same_type
+    total = (WEIGHTS["lemma"] * (source.lemma == target.lemma)
+             + WEIGHTS["type"] * (source.type == target.type and source.type != "other")
              + WEIGHTS["participants"] * participants + WEIGHTS["storyline"] * same_storyline
              + WEIGHTS["time"] * time)
-    if source.reporting or target.reporting:
-        total *= REPORTING_WEIGHT
-    evidence = {"same_lemma": same_lemma, "lemma": source.lemma if same_lemma else None,
-                "same_type": same_type, "shared_participants": shared,
-                "same_storyline": same_storyline, "days_apart": days}
-    return total, evidence
+    return total * REPORTING_WEIGHT if source.reporting or target.reporting else total
+
+
+def evidence(source: EventItem, target: EventItem, same_storyline: bool) -> dict[str, Any]:
+    same_lemma = source.lemma == target.lemma
+    return {"same_lemma": same_lemma, "lemma": source.lemma if same_lemma else None,
+            "same_type": source.type == target.type and source.type != "other",
+            "shared_participants": sorted(source.keys & target.keys),
+            "same_storyline": same_storyline,
+            "days_apart": (abs((source.published - target.published).days)
+                           if source.published and target.published else None)}
 
 
 def link_events(items: list[EventItem], storyline_of: Mapping[str, str], threshold: float
                 ) -> list[Link]:
     """Links between events of different documents; `storyline_of` maps a document to its
-    storyline (documents in none are absent)."""
+    storyline (documents in none are absent). Evidence is built for links only."""
     links = []
     for a, b in candidate_pairs(items, storyline_of):
         source, target = items[a], items[b]
         story = storyline_of.get(source.doc_id)
-        total, evidence = score(source, target,
-                                story is not None and story == storyline_of.get(target.doc_id))
+        same = story is not None and story == storyline_of.get(target.doc_id)
+        total = score(source, target, same)
         if total >= threshold:
-            links.append(Link(source, target, total, evidence))
+            links.append(Link(source, target, total, evidence(source, target, same)))
     return links

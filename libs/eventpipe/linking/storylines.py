@@ -80,8 +80,9 @@ def title(events: list[EventItem], triplets: list[dict[str, Any]]) -> str:
                      for p in e.raw.get("participants", []) if p.get("role") == "location")
     main = (_ranked(found) or _ranked(names) or [""])[0]
     if lemma in NOUN_TRIGGERS or lemma.endswith("ing"):  # a noun: "Earthquake in Izmir"
-        where = (_ranked(places) or [main])[0]
-        return f"{lemma.capitalize()} in {where}" if where else lemma.capitalize()
+        if places:
+            return f"{lemma.capitalize()} in {_ranked(places)[0]}"
+        return f"{main} {lemma}" if main else lemma.capitalize()
     return f"{main} {third_person(lemma)}" if main else lemma.capitalize()
 
 

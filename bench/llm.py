@@ -16,16 +16,20 @@ the one before it says it would take longer than --budget-s.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from eventpipe.nlp.corpus import generate_documents
+# The shared test code (corpus, gold set, process measurements) lives in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from eventpipe.nlp.events import EventInput
 from eventpipe.nlp.llm import InvalidOutput, events_schema
 from eventpipe.nlp.llm.prompt import Messages, build_messages
 from eventpipe.nlp.llm.transformers_backend import TransformersGenerator
+from support.corpus import generate_documents
 
 PROMPT_TOKENS = 400
 NEW_TOKENS = 128

@@ -29,22 +29,26 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+# The shared test code (corpus, gold set, process measurements) lives in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from eventpipe.jobs import submit
-from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import EventInput, RulesBackend
 from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.triplets import triplets_from_doc
-from eventpipe.processes import cpu_seconds, peak_rss_mb
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
+from support.corpus import generate_documents
+from support.processes import cpu_seconds, peak_rss_mb
 
 
 def baseline(

@@ -6,7 +6,7 @@ precision, recall and F1 of entities, triplets and the events of each backend.
 `rules` always runs. Other backends run when named here or in EVENTPIPE_QUALITY_BACKENDS
 (comma-separated) and they can be made: importable and configured by the usual EVENTPIPE_*
 settings (EVENTPIPE_LLM_MODEL, EVENTPIPE_LLM_BASE_URL, ...); one that cannot is reported and
-skipped. The scoring lives in eventpipe.nlp.quality.
+skipped. The scoring lives in tests/support/quality.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from eventpipe.nlp.quality import (
+# The shared test code (corpus, gold set, process measurements) lives in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.quality import (
     DEFAULT_GOLD_PATH,
     format_table,
     load_gold,

@@ -24,15 +24,18 @@ import time
 import uuid
 from pathlib import Path
 
+# The shared test code (corpus, gold set, process measurements) lives in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.jobs import submit
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.models import DocRecord, job_id_for, utc_now
-from eventpipe.processes import peak_rss_mb
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
+from support.processes import peak_rss_mb
 
 HERE = Path(__file__).parent
 TEXT = "Acme Corp opened an office in Oslo."

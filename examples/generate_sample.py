@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from eventpipe.nlp.corpus import generate_documents, write_jsonl
+# The generator is test code (tests/support), not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.corpus import generate_documents, write_jsonl
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from eventpipe.storage.elasticsearch import ElasticsearchBackend
+from support.needs import service_missing
 
 ES_URL_ENV = "EVENTPIPE_TEST_ELASTICSEARCH_URL"
 START_TIMEOUT_S = 30.0
@@ -168,7 +169,7 @@ def start_noida_or_skip(data_dir: Path) -> NoidaElasticsearch:
     try:
         server.start()
     except NoidaStartFailed as exc:
-        pytest.skip(f"Elasticsearch tests need noida-db's Elasticsearch service: {exc}")
+        service_missing(f"Elasticsearch tests need noida-db's Elasticsearch service: {exc}")
     return server
 
 

@@ -2,8 +2,8 @@
 
 They need a PostgreSQL server; by default the local one at 127.0.0.1:5432 as user postgres
 (trust auth), or the maintenance-database DSN in EVENTPIPE_TEST_PG_ADMIN_DSN. Without a
-server the tests that use them are skipped. One database is created per test session and
-dropped at its end; each test gets the tables emptied."""
+server the tests that use them are skipped (under CI=true they fail). One database is
+created per test session and dropped at its end; each test gets the tables emptied."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from eventpipe.storage.postgres import PostgresBackend
+from support.needs import service_missing
 
 ADMIN_DSN = os.environ.get(
     "EVENTPIPE_TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -53,12 +54,13 @@ def _drop_database(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server() -> str:
-    """The admin DSN of a reachable server; skips the test when there is none."""
+    """The admin DSN of a reachable server; skips the test when there is none (fails it
+    under CI=true)."""
     try:
         with _admin():
             pass
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable ({exc}); {_HOW_TO_START}")
+        service_missing(f"PostgreSQL is not reachable ({exc}); {_HOW_TO_START}")
     return ADMIN_DSN
 
 

@@ -16,9 +16,9 @@ import pytest
 from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
 from eventpipe.kafka.errors import BrokerConfigError
 from eventpipe.kafka.local_kafka import find_java, find_kafka_libs
-from eventpipe.nlp.corpus import generate_documents
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
+from support.corpus import generate_documents
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:

@@ -13,11 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from eventpipe.errors import InputRefused as InputRefused
 from eventpipe.settings import Settings
-
-
-class InputRefused(ValueError):
-    """A submitted path ingest must not open."""
 
 
 def inbox_dir(settings: Settings) -> Path:

@@ -4,26 +4,24 @@ what does not fit a job's status: one implementation for the CLI and the console
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from eventpipe.checkpoint.files import CheckpointNotFound, read_checkpoint
+from eventpipe.checkpoint import files
+from eventpipe.checkpoint.files import CheckpointNotFound
+from eventpipe.checkpoint.model import Checkpoint
+from eventpipe.checkpoint.state import refusal
+from eventpipe.constants import BATCH_ID, JOB_ID, TIME_FORMAT
 from eventpipe.control.messages import encode_control
 from eventpipe.errors import Refused, UnknownJob, UsageError
 from eventpipe.inbox import place_in_inbox
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
-from eventpipe.models import JOB_ID_PATTERN, ControlCommand, JobStatus, Submission, job_id_for
+from eventpipe.models import ControlCommand, JobStatus, Submission, job_id_for
 from eventpipe.settings import Settings
-
-# Matched with fullmatch: `$` would accept a trailing newline.
-BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-FINAL = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
 
 
 def default_batch_id() -> str:
@@ -49,9 +47,9 @@ def check_input(path: Path) -> Path:
     return path.resolve()
 
 
-def load_checkpoint(settings: Settings, job_id: str) -> dict[str, Any] | None:
+def load_checkpoint(settings: Settings, job_id: str) -> Checkpoint | None:
     try:
-        return read_checkpoint(settings.checkpoint_dir, job_id)
+        return files.load_checkpoint(settings.checkpoint_dir, job_id)
     except CheckpointNotFound:
         return None
 
@@ -68,12 +66,12 @@ def resolve_job(settings: Settings, job: str | None) -> str:
         except FileNotFoundError:
             raise UsageError(f"no job given and none submitted from {settings.data_dir} "
                              "yet") from None
-    if JOB_ID_PATTERN.fullmatch(job):
+    if JOB_ID.fullmatch(job):
         return job
     return job_id_for(check_batch_id(job))
 
 
-def require_checkpoint(settings: Settings, job_id: str, job: str | None) -> dict[str, Any]:
+def require_checkpoint(settings: Settings, job_id: str, job: str | None) -> Checkpoint:
     cp = load_checkpoint(settings, job_id)
     if cp is None:
         raise UnknownJob(f"unknown job {job or job_id}: no checkpoint in "
@@ -86,13 +84,13 @@ def submit(settings: Settings, path: Path, batch_id: str, retry_failed: bool = F
     job_id = job_id_for(batch_id)
     previous = load_checkpoint(settings, job_id)
     if previous is not None:
-        status = previous["status"]
-        if status == JobStatus.STOPPED.value:
-            raise Refused(f"job {job_id} (batch {batch_id}) is STOPPED and cannot be "
-                             "resumed or resubmitted; use another batch id")
-        if status == JobStatus.PAUSED.value:
-            raise Refused(f"job {job_id} (batch {batch_id}) is PAUSED: run "
-                             f"`eventpipe resume {batch_id}` to continue it")
+        # The same rule ingest applies; here with what to do instead.
+        status = previous.status
+        reason = refusal(status)
+        if reason is not None:
+            hint = ("use another batch id" if status is JobStatus.STOPPED
+                    else f"run `eventpipe resume {batch_id}`")
+            raise Refused(f"job {job_id} (batch {batch_id}): {reason}: {hint}")
     elif retry_failed:
         raise UnknownJob(f"--retry-failed: batch {batch_id} has no job to retry")
     # Ingest opens only files under its input roots; a file elsewhere is linked or copied
@@ -116,13 +114,13 @@ def retry_failed(settings: Settings, job: str | None) -> Submission:
     console's "retry failed"; the CLI's `submit FILE --retry-failed` names the file)."""
     job_id = resolve_job(settings, job)
     cp = require_checkpoint(settings, job_id, job)
-    if not cp["failed_documents"]:
+    if not cp.failed_documents:
         raise Refused(f"job {job_id} has no failed documents to retry")
-    path = cp["metadata"].get("input_path")
+    path = cp.metadata.input_path
     if not (path and Path(path).is_file()):
         raise Refused(f"job {job_id}: its input is not readable here; submit the fixed file "
                       "with --retry-failed (or POST /api/v1/jobs?retry_failed=true)")
-    return submit(settings, Path(path), cp["batch_id"], retry_failed=True)
+    return submit(settings, Path(path), cp.batch_id, retry_failed=True)
 
 
 def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
@@ -138,47 +136,47 @@ EXPECTED = {ControlCommand.PAUSE: JobStatus.PAUSED, ControlCommand.RESUME: JobSt
 
 
 def send_control(settings: Settings, command: ControlCommand, job: str | None,
-                 timeout_s: float) -> dict[str, Any]:
+                 timeout_s: float) -> Checkpoint:
     """Check the command makes sense for the job's status, send it, and wait until the
     checkpoint shows the new status."""
     job_id = resolve_job(settings, job)
     cp = require_checkpoint(settings, job_id, job)
-    status = cp["status"]
-    if status in (JobStatus.COMPLETED.value, JobStatus.FAILED.value):
-        raise Refused(f"job {job_id} is already {status}: nothing to {command.value}")
-    if status == JobStatus.STOPPED.value:
+    status = cp.status
+    if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise Refused(f"job {job_id} is already {status.value}: nothing to {command.value}")
+    if status is JobStatus.STOPPED:
         raise Refused(f"job {job_id} is STOPPED: a stopped job cannot be "
-                         f"{command.value}d")
-    if command is ControlCommand.PAUSE and status == JobStatus.PAUSED.value:
+                      f"{command.value}d")
+    if command is ControlCommand.PAUSE and status is JobStatus.PAUSED:
         return cp
-    if command is ControlCommand.RESUME and status == JobStatus.RUNNING.value:
-        path = cp["metadata"].get("input_path")
+    if command is ControlCommand.RESUME and status is JobStatus.RUNNING:
+        path = cp.metadata.input_path
         if not (path and Path(path).is_file()):
             raise Refused(f"job {job_id} is RUNNING and its input is not readable here: "
-                             "to re-send lost documents, resubmit the batch")
+                          "to re-send lost documents, resubmit the batch")
         # RUNNING after a restart of the broker: resume re-sends what it lost.
     sent = time.time()
     _send(settings, Topics.from_settings(settings).control, job_id.encode(),
           encode_control(command, job_id))
-    want = EXPECTED[command].value
+    want = EXPECTED[command]
     deadline = time.monotonic() + timeout_s
     while True:
         cp = require_checkpoint(settings, job_id, job)
-        if cp["status"] == want and (command is not ControlCommand.RESUME
-                                     or _newer(cp["updated_at"], sent)):
+        if cp.status is want and (command is not ControlCommand.RESUME
+                                  or _newer(cp.updated_at, sent)):
             return cp
-        if cp["status"] in FINAL and cp["status"] != want:
+        if cp.is_final and cp.status is not want:
             return cp
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"sent {command.value} to job {job_id}, but its checkpoint did not show "
-                f"{want} within {timeout_s:.0f} s (it shows {cp['status']}); is the "
+                f"{want.value} within {timeout_s:.0f} s (it shows {cp.status.value}); is the "
                 "checkpoint service running? (`eventpipe ps`)")
         time.sleep(0.1)
 
 
 def _newer(iso: str, since_epoch_s: float) -> bool:
-    at = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    at = datetime.strptime(iso, TIME_FORMAT).replace(tzinfo=UTC).timestamp()
     return at >= int(since_epoch_s)
 
 

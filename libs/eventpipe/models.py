@@ -11,13 +11,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from eventpipe.constants import JOB_ID, TIME_FORMAT
+
 # Job ids are derived from batch ids, so resubmitting a batch id continues the same job
 # without any lookup, from any process.
 _JOB_NAMESPACE = uuid.UUID("6f1c2b9e-4d1a-5e7f-9a3b-2c8d0e4f6a10")
 MAX_ID_LENGTH = 512
 MAX_REASON_LENGTH = 2000
-# Full matches only (`fullmatch`): `$` would let a trailing newline through.
-JOB_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Full matches only (`fullmatch`), as every id pattern in eventpipe.constants.
+JOB_ID_PATTERN = JOB_ID
 # Control characters (C0, DEL, C1) and lone surrogates: the latter cannot be encoded as UTF-8,
 # so an id holding one would crash whatever encodes it (a Kafka key, a file name, a log line).
 _BAD_ID_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -33,7 +35,7 @@ def job_id_for(batch_id: str) -> str:
 
 def utc_now() -> str:
     """ISO-8601 UTC with a trailing Z, second precision, as the checkpoint format shows."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(TIME_FORMAT)
 
 
 def check_id(value: str, what: str) -> str:
@@ -68,6 +70,12 @@ class JobStatus(StrEnum):
     STOPPED = "STOPPED"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        """The one definition of "finished": the job will not change on its own any more
+        (COMPLETED, FAILED, STOPPED)."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
 
 
 class Stage(StrEnum):

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from eventpipe.api.tokens import token_source
 from eventpipe.checkpoint.restore import restore_from_files
+from eventpipe.errors import StackError as StackError
 from eventpipe.kafka.broker import EmbeddedBroker
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
@@ -38,10 +39,6 @@ KAFKA_MIN_SESSION_TIMEOUT_MS = 6000
 
 SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest", "console")
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class StackError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -300,7 +297,7 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def _exited(self, proc: ServiceProcess) -> int | None:
+    def exit_code(self, proc: ServiceProcess) -> int | None:
         """The exit code of a dead service, or None while it runs (reaps our children)."""
         popen = self._popens.get(proc.pid)
         if popen is not None:
@@ -318,7 +315,7 @@ class Stack:
                 proc = self.procs[name]
                 if self.ready_path(proc).exists():
                     pending.discard(name)
-                elif (code := self._exited(proc)) is not None:
+                elif (code := self.exit_code(proc)) is not None:
                     raise StackError(
                         f"service {name} exited with code {code} while starting; last lines "
                         f"of {proc.log_path}:\n{_tail(Path(proc.log_path))}"
@@ -331,23 +328,13 @@ class Stack:
         """Start again every service that died; returns their names."""
         restarted = []
         for name, proc in list(self.procs.items()):
-            code = self._exited(proc)
+            code = self.exit_code(proc)
             if code is not None:
                 log.warning("service died; starting it again",
                             extra={"service": name, "code": code})
                 self.spawn(name)
                 restarted.append(name)
         return restarted
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Send a signal to one service (tests, chaos) and reap it if it was ours."""
-        proc = self.procs[name]
-        os.kill(proc.pid, sig)
-        popen = self._popens.get(proc.pid)
-        if popen is not None and sig in (signal.SIGKILL, signal.SIGTERM):
-            popen.wait()
-
-    # --- stopping -----------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM every service (each finishes its current batch), then the broker."""

@@ -5,7 +5,8 @@ import signal
 import threading
 import time
 
-from eventpipe.checkpoint.files import atomic_write_json, checkpoint_path
+from eventpipe.atomic import atomic_write_json
+from eventpipe.checkpoint.files import checkpoint_path
 from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_producer
@@ -60,17 +61,17 @@ class Materializer:
                                                                       "reason": str(exc)})
                 continue
             started = time.perf_counter()
-            data = table.to_checkpoint(state)
+            checkpoint = table.to_checkpoint(state)
             if job_id in self._stuck:
-                data["metadata"]["stuck"] = self._stuck[job_id]
-            atomic_write_json(path, data, fsync=self.settings.fsync)
+                checkpoint.metadata.stuck = self._stuck[job_id]
+            atomic_write_json(path, checkpoint.to_file(), fsync=self.settings.fsync)
             CHECKPOINT_WRITE_SECONDS.observe(time.perf_counter() - started)
-            status = JobStatus(data["status"])
+            status = checkpoint.status
             if self._last_status.get(job_id) is not status:
                 self._last_status[job_id] = status
                 log.info("job status", extra={"job_id": job_id, "status": status.value,
-                                              "processed": data["processed_documents"],
-                                              "failed": data["failed_documents"]})
+                                              "processed": checkpoint.processed_documents,
+                                              "failed": checkpoint.failed_documents})
             log.debug("checkpoint written", extra={
                 "job_id": job_id, "ms": round((time.perf_counter() - started) * 1000, 2)})
         return len(dirty)

@@ -92,9 +92,9 @@ def create_app(settings: Settings, tokens: Tokens,
                                         "for the checkpoint to show the new status")
                     ) -> dict[str, Any]:
             cp = send_control(settings, command, job, wait)
-            log.info("control sent", extra={"job_id": cp["job_id"], "command": command.value,
-                                            "status": cp["status"]})
-            return views.view(cp, detail=False)
+            log.info("control sent", extra={"job_id": cp.job_id, "command": command.value,
+                                            "status": cp.status.value})
+            return views.view(cp.to_file(), detail=False)
 
         api.add_api_route(
             f"/jobs/{{job}}/{command.value}", control, methods=["POST"],

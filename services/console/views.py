@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from eventpipe.checkpoint.files import checkpoint_job_ids, checkpoint_path
-from eventpipe.jobs import FINAL, RateWindow, require_checkpoint
+from eventpipe.constants import TIME_FORMAT
+from eventpipe.jobs import RateWindow, require_checkpoint
 from eventpipe.models import JobStatus
 from eventpipe.settings import Settings
 
@@ -24,7 +25,7 @@ BIG_FIELDS = ("processed_doc_ids", "failed_doc_ids", "failures")
 
 def seconds_since(iso: str, now: float | None = None) -> float | None:
     try:
-        at = datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        at = datetime.strptime(iso, TIME_FORMAT).replace(tzinfo=UTC).timestamp()
     except (TypeError, ValueError):
         return None
     return max(0.0, (time.time() if now is None else now) - at)
@@ -74,7 +75,8 @@ class JobViews:
 
     def require(self, job_id: str, named: str) -> dict[str, Any]:
         """The checkpoint, or the library's UnknownJob with the CLI's message."""
-        return self.checkpoint(job_id) or require_checkpoint(self.settings, job_id, named)
+        return (self.checkpoint(job_id)
+                or require_checkpoint(self.settings, job_id, named).to_file())
 
     def all(self) -> list[dict[str, Any]]:
         found = [cp for job_id in checkpoint_job_ids(self.settings.checkpoint_dir)
@@ -93,8 +95,8 @@ class JobViews:
         view = {k: v for k, v in cp.items() if detail or k not in BIG_FIELDS}
         view.update({
             "remaining_documents": remaining,
-            "progress": round(done / total, 4) if total else (1.0 if cp["status"] in FINAL
-                                                               else 0.0),
+            "progress": (round(done / total, 4) if total
+                         else 1.0 if JobStatus(cp["status"]).is_final else 0.0),
             "rate_per_min": round(per_min, 2),
             "eta_s": round(eta, 1) if eta is not None else None,
             "phase": phase(cp),

@@ -7,47 +7,18 @@ import time
 from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.errors import StopRequested
 from eventpipe.kafka.clients import make_producer
-from eventpipe.linking.batch import BatchLevelError, run_batch_level
-from eventpipe.models import JobStatus, StatusRecord, utc_now
+from eventpipe.linking.finish import finish_job
+from eventpipe.models import JobStatus
 from eventpipe.runtime.health import HEARTBEAT, READINESS
-from eventpipe.runtime.loop import is_transient, ready_file
-from eventpipe.runtime.retry import StopRequested, retry_unavailable
+from eventpipe.runtime.loop import ready_file
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend
 from eventpipe.storage.factory import open_backends
 
 log = logging.getLogger(__name__)
-
-
-def finish_job(settings: Settings, writer: CheckpointWriter, checkpoint: dict[str, object],
-               backends: list[Backend], stop: threading.Event) -> StatusRecord:
-    """Run the batch-level step (retrying unreachable backends) and record the outcome."""
-    job_id = str(checkpoint["job_id"])
-    try:
-        outputs = retry_unavailable(
-            "batch-level storage", lambda: run_batch_level(settings, checkpoint, backends),
-            stop, settings.backend_retry_max_s)
-        record = StatusRecord(job_id=job_id, status=JobStatus.COMPLETED, at=utc_now())
-        log.info("job completed", extra={"job_id": job_id, "links": len(outputs.links),
-                                         "storylines": len(outputs.storylines)})
-    except BatchLevelError as exc:
-        record = StatusRecord(job_id=job_id, status=JobStatus.FAILED, at=utc_now(),
-                              reason=f"batch-level work failed: {exc}")
-        log.error("batch-level work failed", extra={"job_id": job_id, "reason": str(exc)})
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        # A job whose data breaks the batch-level step (a corrupt results line...) fails
-        # alone, with the reason; raising would crash the linker again after every restart.
-        reason = f"batch-level work raised {type(exc).__name__}: {exc}"[:2000]
-        record = StatusRecord(job_id=job_id, status=JobStatus.FAILED, at=utc_now(),
-                              reason=reason)
-        log.exception("batch-level work raised", extra={"job_id": job_id})
-    writer.send(record)
-    writer.flush()
-    return record
 
 
 class Linker:

@@ -9,6 +9,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.errors import StopRequested
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import (
@@ -27,7 +28,6 @@ from eventpipe.runtime.metrics import (
     DOCUMENTS_FAILED,
     DOCUMENTS_PROCESSED,
 )
-from eventpipe.runtime.retry import StopRequested
 from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.runtime.stage import (
     check_version,

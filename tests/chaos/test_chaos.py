@@ -28,6 +28,7 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_checkpoint_or_none, read_results, write_jsonl
+from support.processes import kill_service
 
 # On the embedded broker and on Apache Kafka (tests/conftest.py).
 pytestmark = pytest.mark.both_brokers
@@ -85,7 +86,7 @@ def test_chaos(settings: Settings, pg_dsn: str, es_url: str, tmp_path: Path) -> 
                 control(ControlCommand.PAUSE)
             elif rng.random() < 0.2:
                 control(rng.choice([ControlCommand.PAUSE, ControlCommand.RESUME]))
-            stack.kill(victim)
+            kill_service(stack, victim)
             act(f"SIGKILL {victim}")
             time.sleep(rng.uniform(0.5, 1.5))
             for name in stack.supervise():

@@ -14,6 +14,7 @@ from eventpipe.models import job_id_for
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
+from support.processes import kill_service
 
 # On the embedded broker and on Apache Kafka (tests/conftest.py).
 pytestmark = pytest.mark.both_brokers
@@ -85,7 +86,7 @@ def test_sigkill_sink_mid_batch_loses_and_duplicates_nothing(stack: Stack, tmp_p
     job_id = submit(stack.settings, path, "kill_sink").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 20 <= c["processed_documents"] < 250)
 
-    stack.kill("sink")
+    kill_service(stack, "sink")
     cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
 
     assert stack.procs["sink"].restarts == 1
@@ -102,7 +103,7 @@ def test_sigkill_other_services_mid_batch(stack: Stack, tmp_path: Path, victim: 
     path = write_jsonl(tmp_path / "batch.jsonl", corpus_lines(200, seed=9))
     job_id = submit(stack.settings, path, f"kill_{victim}").job_id
     wait_checkpoint(stack.settings, job_id, lambda c: 10 <= c["processed_documents"] < 170)
-    stack.kill(victim)
+    kill_service(stack, victim)
     cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING", stack=stack)
     assert cp["status"] == "COMPLETED"
     assert cp["processed_documents"] == 200

@@ -22,6 +22,7 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import TcpProxy, corpus_lines, read_results, wait_checkpoint, write_jsonl
+from support.processes import kill_service
 
 # On the embedded broker and on Apache Kafka (tests/conftest.py).
 pytestmark = pytest.mark.both_brokers
@@ -140,7 +141,7 @@ def test_sigkill_sink_exactly_once_in_every_backend(full_stack: Stack, tmp_path:
     job_id = submit(settings, write_jsonl(tmp_path / "k.jsonl", corpus_lines(250, seed=42)),
                     "kill3").job_id
     wait_checkpoint(settings, job_id, lambda c: 20 <= c["processed_documents"] < 200)
-    full_stack.kill("sink")
+    kill_service(full_stack, "sink")
     wait_checkpoint(settings, job_id, finished, stack=full_stack, timeout_s=240)
     assert full_stack.procs["sink"].restarts == 1
     assert_everywhere_once(settings, "kill3", 250)

@@ -9,6 +9,7 @@ from typing import Any
 
 from spacy.language import Language
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.models import DocumentMessage
 from eventpipe.nlp.events import RulesBackend
 from eventpipe.nlp.model import load_pipeline
@@ -38,8 +39,13 @@ def through_pipeline(docs: Sequence[tuple[str, str, str | None]]) -> list[dict[s
     return [result_record(m, "2026-01-01T00:00:00Z") for m in messages]
 
 
-def checkpoint(records: list[dict[str, Any]], failed: int = 0) -> dict[str, Any]:
+def checkpoint(records: list[dict[str, Any]], failed: int = 0) -> Checkpoint:
     failures = {f"bad{i}": {"stage": "ingest", "error": "line 9 is not valid JSON: x"}
                 for i in range(failed)}
-    return {"job_id": JOB, "batch_id": "b", "total_documents": len(records) + failed,
-            "created_at": "2025-03-01T00:00:00Z", "failures": failures}
+    at = "2025-03-01T00:00:00Z"
+    return Checkpoint.model_validate({
+        "job_id": JOB, "batch_id": "b", "status": "RUNNING",
+        "total_documents": len(records) + failed, "processed_documents": len(records),
+        "failed_documents": failed, "processed_doc_ids": [r["id"] for r in records],
+        "failed_doc_ids": list(failures), "created_at": at, "updated_at": at,
+        "metadata": {"started_at": at}, "failures": failures})

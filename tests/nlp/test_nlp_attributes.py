@@ -8,11 +8,11 @@ from spacy.pipeline import AttributeRuler
 
 from eventpipe.models import DocumentMessage, job_id_for
 from eventpipe.nlp.attributes import LazyAttributes, windowable
-from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.model import parse_only, pipe_ner
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from services.dp.service import make_process
+from support.corpus import generate_documents
 
 # Contractions and pronouns are where the ruler's word-specific rules (some two tokens long)
 # and lemma exceptions apply; the rest covers shared subjects, passives and particles.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.nlp import corpus
-from eventpipe.nlp.corpus import TOPICS, generate_documents, write_jsonl
+from support import corpus
+from support.corpus import TOPICS, generate_documents, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "news_sample.jsonl"

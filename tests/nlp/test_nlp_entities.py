@@ -7,7 +7,6 @@ from collections.abc import Callable
 from spacy.language import Language
 
 from eventpipe.models import Entity
-from eventpipe.nlp.corpus import generate_documents
 from eventpipe.nlp.entities import (
     crosses_sentence,
     entities_from_doc,
@@ -16,6 +15,7 @@ from eventpipe.nlp.entities import (
     sentences_from_doc,
 )
 from eventpipe.nlp.model import pipe_ner, pipe_parse
+from support.corpus import generate_documents
 
 # Run alone, NER joins these across the full stop; after the parser it does not.
 CROSSING_TEXTS = (

@@ -154,3 +154,16 @@ def test_batch_keeps_order_and_is_deterministic(nlp: Language) -> None:
         ["agreement"],
     ]
     assert get_backend("rules").extract_batch(inputs) == first
+
+
+def test_every_registered_backend_names_a_factory() -> None:
+    # The registry is text: each entry must lead to a function, not a module or nothing.
+    import importlib
+    import inspect
+
+    from eventpipe.nlp.events import BACKENDS
+
+    for name, target in BACKENDS.items():
+        module, _, factory = target.partition(":")
+        made = getattr(importlib.import_module(module), factory)
+        assert inspect.isfunction(made), name

@@ -12,7 +12,7 @@ from spacy.language import Language
 
 from eventpipe.models import Entity, Event, Triplet
 from eventpipe.nlp.events import TRIGGERS, EventInput, RulesBackend
-from eventpipe.nlp.quality import (
+from support.quality import (
     ENTITIES,
     ENTITIES_TEXT,
     TRIPLETS,

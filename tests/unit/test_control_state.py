@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.cli.output import monitor_line
 from eventpipe.cli.stack_commands import parse_age
 from eventpipe.control.state import ControlLatest
@@ -65,8 +66,12 @@ def test_monitor_line_and_rate() -> None:
     rate = RateWindow(window_s=60)
     rate.add(100, now=0.0)
     assert rate.add(130, now=30.0) == 60.0
-    cp = {"status": "RUNNING", "total_documents": 253, "processed_documents": 136,
-          "failed_documents": 12}
+    at = "2025-12-14T20:43:00Z"
+    cp = Checkpoint.model_validate({
+        "job_id": "f90aa645-4061-4e91-8199-43504ee4b770", "batch_id": "b", "status": "RUNNING",
+        "total_documents": 253, "processed_documents": 136, "failed_documents": 12,
+        "processed_doc_ids": [], "failed_doc_ids": [], "created_at": at, "updated_at": at,
+        "metadata": {"started_at": at}})
     line = monitor_line(1, cp, 2.5)
     assert line.startswith("[1] ") and line.endswith(
         "| Status: PROGRESS | Progress: 136/253 (53.8%) | Failed: 12 | Rate: 2.5 docs/min")

@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eventpipe.checkpoint.files import atomic_write_json, checkpoint_path
+from eventpipe.atomic import atomic_write_json
+from eventpipe.checkpoint.files import checkpoint_path
 from eventpipe.storage.jsonl import JsonlStore, results_path
 from eventpipe.storage.names import safe_name
 

@@ -1,58 +1,44 @@
-"""Checkpoint files: `checkpoints/{job_id}.json`, written atomically (temp file, fsync,
-rename) so a reader never sees half a file."""
+"""Checkpoint files: `checkpoints/{job_id}.json`, written atomically (`eventpipe.atomic`:
+temp file, fsync, rename) so a reader never sees half a file."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+from pydantic import ValidationError
 
-
-class CheckpointNotFound(FileNotFoundError):
-    pass
+from eventpipe.atomic import atomic_write_bytes as atomic_write_bytes
+from eventpipe.atomic import atomic_write_json as atomic_write_json
+from eventpipe.checkpoint.model import Checkpoint
+from eventpipe.constants import JOB_ID
+from eventpipe.errors import CheckpointError
+from eventpipe.errors import CheckpointNotFound as CheckpointNotFound
 
 
 def checkpoint_path(checkpoint_dir: Path, job_id: str) -> Path:
     # Job ids are UUIDs; anything else never becomes a path, so no id can escape the folder.
-    if not _UUID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise ValueError(f"not a job id (expected a UUID): {job_id[:80]!r}")
     return checkpoint_dir / f"{job_id}.json"
 
 
-def atomic_write_json(path: Path, data: Any, fsync: bool = True) -> None:
-    atomic_write_bytes(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode(),
-                       fsync)
-
-
-def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Temp file in the same folder, fsync, rename, fsync of the folder: a reader sees the
-    old file or the new one, never half of one, also after a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def load_checkpoint(checkpoint_dir: Path, job_id: str) -> Checkpoint:
+    """The job's checkpoint file as the typed model; CheckpointNotFound when there is none,
+    CheckpointError naming the file when it is not a valid checkpoint."""
+    data = read_checkpoint(checkpoint_dir, job_id)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if fsync:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        return Checkpoint.model_validate(data)
+    except ValidationError as exc:
+        path = checkpoint_path(checkpoint_dir, job_id)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise CheckpointError(f"{path} is not a valid checkpoint: {problems}"[:2000]) from None
 
 
 def read_checkpoint(checkpoint_dir: Path, job_id: str) -> dict[str, Any]:
+    """The job's checkpoint file as it is on disk."""
     path = checkpoint_path(checkpoint_dir, job_id)
     try:
         with path.open(encoding="utf-8") as f:
@@ -68,4 +54,4 @@ def checkpoint_job_ids(checkpoint_dir: Path) -> list[str]:
         names = [p.name[:-5] for p in checkpoint_dir.glob("*.json")]
     except OSError:
         return []
-    return sorted(n for n in names if _UUID.match(n))
+    return sorted(n for n in names if JOB_ID.fullmatch(n))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import zlib
 
+from eventpipe.kafka.markers import marker_key as marker_key
+
 
 def job_key(job_id: str) -> bytes:
     return f"job/{job_id}".encode()
@@ -16,10 +18,6 @@ def doc_key(job_id: str, doc_id: str) -> bytes:
 
 def status_key(job_id: str) -> bytes:
     return f"status/{job_id}".encode()
-
-
-def marker_key(token: str) -> bytes:
-    return f"marker/{token}".encode()
 
 
 def partition_for(job_id: str, partitions: int) -> int:

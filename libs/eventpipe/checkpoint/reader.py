@@ -4,14 +4,13 @@ may never run (it does not on the embedded broker), so the whole history is fold
 from __future__ import annotations
 
 import logging
-import time
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from eventpipe.checkpoint.keys import marker_key
 from eventpipe.checkpoint.state import JobTable
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.kafka.clients import make_reader
+from eventpipe.kafka.markers import Markers, is_marker, marker_key
 from eventpipe.kafka.topics import Topics
 from eventpipe.settings import Settings
 
@@ -30,7 +29,7 @@ class CheckpointReader:
             assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
         self._control_partitions = sum(1 for tp in assignment if tp.topic == self._control)
         self._consumer.assign(assignment)
-        self._seen_markers: dict[bytes, int] = {}
+        self._markers = Markers()
 
     def poll(self, timeout_s: float = 0.2, max_records: int = 5000) -> int:
         """Fold what has arrived; returns the number of records read."""
@@ -40,9 +39,9 @@ class CheckpointReader:
                 log.warning("checkpoint read error", extra={"error": str(msg.error())})
                 continue
             key = msg.key()
-            if key is not None and key.startswith(b"marker/"):
-                if key in self._seen_markers:  # only the ones awaited here: bounded memory
-                    self._seen_markers[key] += 1
+            if is_marker(key):
+                assert key is not None
+                self._markers.saw(key)
             elif msg.topic() == self._control:
                 self.table.apply_control(key, msg.value(), msg.timestamp()[1])
             else:
@@ -54,16 +53,12 @@ class CheckpointReader:
         written before this call is folded. High watermarks are not trusted for this (they
         can be wrong on some brokers)."""
         token = writer.send_marker(self._control_partitions)
-        writer.flush()
         key = marker_key(token)
-        self._seen_markers[key] = 0
-        expected = writer.partitions + self._control_partitions
-        deadline = time.monotonic() + timeout_s
-        while self._seen_markers.get(key, 0) < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError("checkpoint topic not caught up within the timeout")
-            self.poll(timeout_s=0.1)
-        self._seen_markers.pop(key, None)
+        self._markers.expect(key)  # read only in poll(), in this thread: none missed yet
+        writer.flush()
+        self._markers.catch_up(key, writer.partitions + self._control_partitions,
+                               timeout_s, "the checkpoint topic",
+                               read=lambda: self.poll(timeout_s=0.1))
 
     def close(self) -> None:
         self._consumer.close()

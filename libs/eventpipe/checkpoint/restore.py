@@ -4,13 +4,13 @@ durable copy; the topics are rebuilt from them before any service consumes."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.control.messages import encode_control
 from eventpipe.kafka.clients import make_reader
@@ -68,29 +68,28 @@ def restore_from_files(settings: Settings, producer: Producer) -> int:
     restored = 0
     for path in sorted(Path(settings.checkpoint_dir).glob("*.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            job_id, at = data["job_id"], data["updated_at"]
+            cp = Checkpoint.model_validate_json(path.read_bytes())
+            job_id, at = cp.job_id, cp.updated_at
             writer.send(JobRecord(
-                job_id=job_id, batch_id=data["batch_id"], created_at=data["created_at"],
-                total_documents=data["total_documents"],
-                input_path=data.get("metadata", {}).get("input_path"),
-                submission_id=data.get("metadata", {}).get("submission_id"),
+                job_id=job_id, batch_id=cp.batch_id, created_at=cp.created_at,
+                total_documents=cp.total_documents, input_path=cp.metadata.input_path,
+                submission_id=cp.metadata.submission_id,
             ))
-            for doc_id in data["processed_doc_ids"]:
+            for doc_id in cp.processed_doc_ids:
                 writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="processed", at=at))
-            failures = data.get("failures", {})
-            for doc_id in data["failed_doc_ids"]:
-                reason = failures.get(doc_id, {})
+            for doc_id in cp.failed_doc_ids:
+                reason = cp.failures.get(doc_id)
                 writer.send(DocRecord(
                     job_id=job_id, doc_id=doc_id, state="failed", at=at,
-                    stage=Stage(reason.get("stage", "sink")),
-                    error=reason.get("error", "failed before restore"),
-                    failure_class=reason.get("class"), attempts=reason.get("attempts"),
-                    quarantined=reason.get("quarantined"),
+                    stage=Stage(reason.stage if reason else "sink"),
+                    error=reason.error if reason else "failed before restore",
+                    failure_class=reason.failure_class if reason else None,
+                    attempts=reason.attempts if reason else None,
+                    quarantined=reason.quarantined if reason else None,
                 ))
-            for doc_id in data.get("metadata", {}).get("replaying_doc_ids", []):
+            for doc_id in cp.metadata.replaying_doc_ids or []:
                 writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="pending", at=at))
-            status = JobStatus(data["status"])
+            status = cp.status
             if status in (JobStatus.COMPLETED, JobStatus.FAILED):
                 writer.send(StatusRecord(job_id=job_id, status=status, at=at))
             elif status in (JobStatus.PAUSED, JobStatus.STOPPED):

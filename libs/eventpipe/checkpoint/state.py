@@ -6,11 +6,13 @@ import calendar
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from eventpipe.checkpoint.model import Checkpoint, CheckpointMetadata, FailureInfo
+from eventpipe.constants import TIME_FORMAT
 from eventpipe.control.state import ControlLatest
+from eventpipe.kafka.markers import is_marker
 from eventpipe.models import (
     CheckpointRecord,
     ControlCommand,
@@ -23,7 +25,18 @@ from eventpipe.models import (
 log = logging.getLogger(__name__)
 _record_adapter: TypeAdapter[CheckpointRecord] = TypeAdapter(CheckpointRecord)
 
-TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED)
+# The final statuses a status record decides; STOPPED comes from the control topic instead.
+TERMINAL = tuple(s for s in JobStatus if s.is_final and s is not JobStatus.STOPPED)
+
+
+def refusal(status: JobStatus) -> str | None:
+    """Why a submission to a job in this status is refused, or None: a stopped job is over
+    for good, a paused one continues by resume, not by resubmission."""
+    if status is JobStatus.STOPPED:
+        return "the job is STOPPED and cannot be resumed or resubmitted"
+    if status is JobStatus.PAUSED:
+        return "the job is PAUSED; resume it to continue"
+    return None
 
 
 @dataclass
@@ -106,7 +119,7 @@ class JobTable:
         if state is None:
             log.warning("control message for an unknown job", extra={"job_id": job_id[:200]})
             return
-        state.touch(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp_ms / 1000)))
+        state.touch(time.strftime(TIME_FORMAT, time.gmtime(timestamp_ms / 1000)))
         self.dirty.add(job_id)
 
     def apply_checkpoint(self, key: bytes | None, value: bytes | None) -> None:
@@ -115,7 +128,7 @@ class JobTable:
         if value is None:
             self._tombstone(key.decode(errors="replace"))
             return
-        if key.startswith(b"marker/"):
+        if is_marker(key):
             return
         try:
             record = _record_adapter.validate_json(value)
@@ -190,56 +203,50 @@ class JobTable:
         if last is None:
             return None
         try:
-            at = calendar.timegm(time.strptime(last, "%Y-%m-%dT%H:%M:%SZ"))
+            at = calendar.timegm(time.strptime(last, TIME_FORMAT))
         except ValueError:
             return None
         if now_s - at < after_s:
             return None
         return {"since": last, "waiting_for": state.waiting_for()}
 
-    def to_checkpoint(self, state: JobState) -> dict[str, Any]:
+    def to_checkpoint(self, state: JobState) -> Checkpoint:
         """The checkpoint file's content: the earlier system's format, field for field, plus
         `failures` with the stage and reason of every failed document."""
         created = state.created_at or state.updated_at or ""
-        total = state.total if state.total is not None else state.done
-        data: dict[str, Any] = {
-            "job_id": state.job_id,
-            "batch_id": state.batch_id or "",
-            "status": self.status(state).value,
-            "total_documents": total,
-            "processed_documents": len(state.processed),
-            "failed_documents": len(state.failures),
-            "processed_doc_ids": list(state.processed),
-            "failed_doc_ids": list(state.failures),
-            "created_at": created,
-            "updated_at": state.updated_at or created,
-            "metadata": {
-                "started_at": created,
-                "progressive_save_enabled": True,
-                "input_path": state.input_path,
-                "total_known": state.total is not None,
-                "submission_id": state.submission_id,
-            },
-            "failures": {doc_id: _failure_entry(f) for doc_id, f in state.failures.items()},
-        }
-        if state.replay_id:
-            data["metadata"]["replay_id"] = state.replay_id
-        if state.pending:
-            # Kept in the file, so a restore after a broker restart knows they are owed.
-            data["metadata"]["replaying_doc_ids"] = list(state.pending)
-        if state.terminal_reason:
-            data["metadata"]["status_reason"] = state.terminal_reason
-        if state.all_done and data["status"] == JobStatus.RUNNING.value:
-            data["metadata"]["phase"] = "batch-level work"
-        return data
+        status = self.status(state)
+        # Built from state this table has validated already: no second validation of what
+        # can be a million document ids.
+        return Checkpoint.model_construct(
+            job_id=state.job_id,
+            batch_id=state.batch_id or "",
+            status=status,
+            total_documents=state.total if state.total is not None else state.done,
+            processed_documents=len(state.processed),
+            failed_documents=len(state.failures),
+            processed_doc_ids=list(state.processed),
+            failed_doc_ids=list(state.failures),
+            created_at=created,
+            updated_at=state.updated_at or created,
+            metadata=CheckpointMetadata.model_construct(
+                started_at=created,
+                progressive_save_enabled=True,
+                input_path=state.input_path,
+                total_known=state.total is not None,
+                submission_id=state.submission_id,
+                replay_id=state.replay_id or None,
+                # Kept in the file, so a restore after a broker restart knows they are owed.
+                replaying_doc_ids=list(state.pending) or None,
+                status_reason=state.terminal_reason or None,
+                phase=("batch-level work"
+                       if state.all_done and status is JobStatus.RUNNING else None),
+            ),
+            failures={doc_id: _failure_entry(f) for doc_id, f in state.failures.items()},
+        )
 
 
-def _failure_entry(failure: Failure) -> dict[str, Any]:
-    entry: dict[str, Any] = {"stage": failure.stage, "error": failure.error}
-    if failure.failure_class:
-        entry["class"] = failure.failure_class
-    if failure.attempts:
-        entry["attempts"] = failure.attempts
-    if failure.quarantined:
-        entry["quarantined"] = True
-    return entry
+def _failure_entry(failure: Failure) -> FailureInfo:
+    return FailureInfo.model_construct(
+        stage=failure.stage, error=failure.error,
+        failure_class=failure.failure_class or None, attempts=failure.attempts or None,
+        quarantined=True if failure.quarantined else None)

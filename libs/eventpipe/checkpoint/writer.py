@@ -8,14 +8,11 @@ import uuid
 from confluent_kafka import KafkaError, Producer
 
 from eventpipe.checkpoint import keys
+from eventpipe.errors import CheckpointWriteError as CheckpointWriteError
 from eventpipe.kafka.clients import produce
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import CheckpointRecord, DocRecord, JobRecord
 from eventpipe.settings import Settings
-
-
-class CheckpointWriteError(RuntimeError):
-    pass
 
 
 class CheckpointWriter:
@@ -77,6 +74,5 @@ class CheckpointWriter:
         if self._errors:
             errors, self._errors = self._errors, []
             raise CheckpointWriteError("checkpoint records not delivered: " + errors[0])
-
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.errors import Refused, UsageError
-from eventpipe.jobs import FINAL, require_checkpoint, resolve_job
+from eventpipe.jobs import require_checkpoint, resolve_job
 from eventpipe.kafka.clients import make_producer, produce
 from eventpipe.kafka.errors import KafkaSetupError
 from eventpipe.kafka.topics import Topics
@@ -77,6 +77,12 @@ def stored_failures(settings: Settings, batch_id: str, job_id: str
     return {}
 
 
+def _checkpoint(settings: Settings, job_id: str, job: str | None) -> dict[str, Any]:
+    """The checkpoint, validated by the typed model, as the file's keys (which the rows and
+    the JSON output of these commands are made of)."""
+    return require_checkpoint(settings, job_id, job).to_file()
+
+
 def failed_rows(settings: Settings, cp: dict[str, Any], with_replaying: bool = False
                 ) -> list[FailedRow]:
     """The failed documents; `with_replaying` adds those a replay re-sent that are not done
@@ -123,7 +129,7 @@ def _short(reason: str) -> str:
 def cmd_list(settings: Settings, job: str, stage: str | None, reason: str | None,
              as_json: bool) -> int:
     job_id = resolve_job(settings, job)
-    cp = require_checkpoint(settings, job_id, job)
+    cp = _checkpoint(settings, job_id, job)
     rows = select(failed_rows(settings, cp), stage, reason, None)
     if as_json:
         print(json.dumps({"job_id": job_id, "batch_id": cp["batch_id"],
@@ -150,7 +156,7 @@ def cmd_list(settings: Settings, job: str, stage: str | None, reason: str | None
 
 def cmd_show(settings: Settings, job: str, doc_id: str) -> int:
     job_id = resolve_job(settings, job)
-    cp = require_checkpoint(settings, job_id, job)
+    cp = _checkpoint(settings, job_id, job)
     if doc_id not in cp["failures"]:
         state = "processed" if doc_id in set(cp["processed_doc_ids"]) else "not failed"
         raise UsageError(f"document {doc_id!r} of job {job_id} is {state}")
@@ -169,7 +175,7 @@ def cmd_replay(settings: Settings, job: str, stage: str | None, reason: str | No
                doc_ids: list[str] | None, include_quarantined: bool, wait: bool,
                timeout_s: float) -> int:
     job_id = resolve_job(settings, job)
-    cp = require_checkpoint(settings, job_id, job)
+    cp = _checkpoint(settings, job_id, job)
     if cp["status"] in (JobStatus.PAUSED.value, JobStatus.STOPPED.value):
         raise Refused(f"job {job_id} is {cp['status']}: "
                          + ("resume it first" if cp["status"] == "PAUSED"
@@ -197,9 +203,9 @@ def cmd_replay(settings: Settings, job: str, stage: str | None, reason: str | No
     print(f"job {job_id}: {cp['status']}")
     if not wait:
         return 0
-    while cp["status"] not in FINAL:
+    while not JobStatus(cp["status"]).is_final:
         time.sleep(0.25)
-        cp = require_checkpoint(settings, job_id, job)
+        cp = _checkpoint(settings, job_id, job)
     print(f"job {job_id}: {cp['status']}: processed {cp['processed_documents']}, "
           f"failed {cp['failed_documents']} of {cp['total_documents']}")
     return 0 if cp["status"] == JobStatus.COMPLETED.value else 1
@@ -246,7 +252,7 @@ def wait_for_replay(settings: Settings, job_id: str, replay_id: str, timeout_s: 
                     ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        cp = require_checkpoint(settings, job_id, None)
+        cp = _checkpoint(settings, job_id, None)
         if cp["metadata"].get("replay_id") == replay_id:
             return cp
         if time.monotonic() > deadline:

@@ -9,17 +9,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import KafkaException
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli import failures, stack_commands
-from eventpipe.cli.errors import UsageError
 from eventpipe.cli.output import monitor_line, run_summary, status_report
 from eventpipe.cli.progress import Progress
+from eventpipe.errors import (
+    BrokerConfigError,
+    EventpipeError,
+    InputError,
+    StackError,
+    UsageError,
+)
 from eventpipe.jobs import (
-    FINAL,
     RateWindow,
     check_batch_id,
     check_input,
@@ -31,18 +36,17 @@ from eventpipe.jobs import (
     submit,
 )
 from eventpipe.kafka.clients import make_admin, make_producer
-from eventpipe.kafka.errors import BrokerConfigError, KafkaSetupError
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.logs import setup_logging
-from eventpipe.models import ControlCommand, Stage, Submission
+from eventpipe.models import ControlCommand, JobStatus, Stage, Submission
 from eventpipe.settings import Settings, load_settings
-from eventpipe.stack import Stack, StackError
+from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import batch_output_path
 
 
 def wait_for_job(
     stack: Stack, sub: Submission, register_timeout_s: float = 120.0
-) -> dict[str, Any]:
+) -> Checkpoint:
     """Show progress until the job ends, restarting services that die. Only a checkpoint that
     this submission has registered counts, so an earlier run's final status is not taken for
     this one's."""
@@ -53,9 +57,9 @@ def wait_for_job(
             for name in stack.supervise():
                 print(f"\nservice {name} died; started it again", file=sys.stderr)
             cp = load_checkpoint(stack.settings, sub.job_id)
-            if cp is not None and cp["metadata"].get("submission_id") == sub.submission_id:
+            if cp is not None and cp.metadata.submission_id == sub.submission_id:
                 progress.update(cp)
-                if cp["status"] in FINAL and cp["metadata"].get("total_known", True):
+                if cp.ended:
                     return cp
             elif time.monotonic() > registered_by:
                 raise StackError(f"job {sub.job_id} was not registered within "
@@ -83,7 +87,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         stack.stop()
     print(run_summary(cp, stack.settings.data_dir, time.monotonic() - started))
-    return 0 if cp["status"] == "COMPLETED" else 1
+    return 0 if cp.status is JobStatus.COMPLETED else 1
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,9 +105,9 @@ def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
     command = ControlCommand(args.command)
     cp = send_control(stack_commands.attached_settings(settings), command, args.job,
                       args.timeout)
-    print(f"job {cp['job_id']} (batch {cp['batch_id']}): {cp['status']}")
+    print(f"job {cp.job_id} (batch {cp.batch_id}): {cp.status.value}")
     if command is ControlCommand.RESUME:
-        path = cp["metadata"].get("input_path")
+        path = cp.metadata.input_path
         if path and Path(path).is_file():
             print(f"the remaining documents are re-sent from {path}")
         else:
@@ -115,10 +119,10 @@ def cmd_control(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     cp = require_checkpoint(settings, resolve_job(settings, args.job), args.job)
     if args.json:
-        print(json.dumps(cp, indent=2, ensure_ascii=False))
+        print(json.dumps(cp.to_file(), indent=2, ensure_ascii=False))
         return 0
     print(status_report(cp))
-    stats_path = batch_output_path(settings.data_dir, cp["batch_id"], "batch_stats")
+    stats_path = batch_output_path(settings.data_dir, cp.batch_id, "batch_stats")
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
         print(f"\nBatch-level results: {stats['event_links']} event links, "
@@ -128,18 +132,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     """Run a job's batch-level work again (after it FAILED, or to refresh it)."""
+    from eventpipe.linking.finish import finish_job
     from eventpipe.storage.factory import open_backends
-    from services.linker.service import finish_job
 
     live = stack_commands.attached_settings(settings)
     job_id = resolve_job(settings, args.job)
     cp = require_checkpoint(settings, job_id, args.job)
-    done = cp["processed_documents"] + cp["failed_documents"]
-    if done < cp["total_documents"] or not cp["metadata"].get("total_known", True):
-        raise UsageError(f"job {job_id} has {cp['total_documents'] - done} documents left: "
+    if cp.done < cp.total_documents or not cp.metadata.total_known:
+        raise UsageError(f"job {job_id} has {cp.total_documents - cp.done} documents left: "
                          "batch-level work runs when every document is processed or failed")
-    if cp["status"] in ("PAUSED", "STOPPED"):
-        raise UsageError(f"job {job_id} is {cp['status']}")
+    if cp.status in (JobStatus.PAUSED, JobStatus.STOPPED):
+        raise UsageError(f"job {job_id} is {cp.status.value}")
     stop = threading.Event()
     backends = open_backends(live, stop)
     try:
@@ -184,10 +187,9 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     while True:
         cp = require_checkpoint(settings, job_id, args.job)
         n += 1
-        done = cp["processed_documents"] + cp["failed_documents"]
-        print(monitor_line(n, cp, rate.add(done)), flush=True)
-        if cp["status"] in FINAL:
-            return 0 if cp["status"] == "COMPLETED" else 1
+        print(monitor_line(n, cp, rate.add(cp.done)), flush=True)
+        if cp.is_final:
+            return 0 if cp.status is JobStatus.COMPLETED else 1
         time.sleep(args.interval)
 
 
@@ -353,6 +355,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# The one place an error becomes an exit code (the tree is drawn in `eventpipe.errors`): the
+# user's own mistakes exit 2, every other failure 1.
+EXIT_CODES: tuple[tuple[type[EventpipeError], int], ...] = (
+    (UsageError, 2), (InputError, 2), (BrokerConfigError, 2))
+
+
+def exit_code(exc: EventpipeError) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     # What the CLI writes (the data folder, the inbox, logs of the stack it starts) is the
@@ -372,10 +384,10 @@ def main(argv: list[str] | None = None) -> None:
                 raise UsageError(f"unknown broker {args.broker!r}: use embedded or kafka")
             settings = settings.model_copy(update={"broker": args.broker})
         sys.exit(args.func(args, settings))
-    except (UsageError, BrokerConfigError) as exc:
+    except EventpipeError as exc:
         print(f"eventpipe: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except (StackError, KafkaSetupError, KafkaException, TimeoutError) as exc:
+        sys.exit(exit_code(exc))
+    except (KafkaException, TimeoutError) as exc:
         print(f"eventpipe: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -386,4 +398,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
 
 
-__all__ = ["main", "parser"]
+__all__ = ["exit_code", "main", "parser"]

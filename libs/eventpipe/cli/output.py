@@ -4,59 +4,60 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
+from eventpipe.checkpoint.model import Checkpoint
+from eventpipe.models import JobStatus
 from eventpipe.storage.jsonl import results_path
 
 
-def status_report(cp: dict[str, Any]) -> str:
-    total = cp["total_documents"]
-    processed, failed = cp["processed_documents"], cp["failed_documents"]
+def status_report(cp: Checkpoint) -> str:
+    total = cp.total_documents
+    processed, failed = cp.processed_documents, cp.failed_documents
     pct = 100.0 * processed / total if total else 0.0
-    lines = ["=" * 70, "CHECKPOINT STATUS", "=" * 70, f"Job ID: {cp['job_id']}", ""]
+    lines = ["=" * 70, "CHECKPOINT STATUS", "=" * 70, f"Job ID: {cp.job_id}", ""]
     for label, value in [
-        ("Status", cp["status"]), ("Batch ID", cp["batch_id"]), ("Total Documents", total),
+        ("Status", cp.status.value), ("Batch ID", cp.batch_id), ("Total Documents", total),
         ("Processed", f"{processed} ({pct:.1f}%)"), ("Failed", failed),
         ("Remaining", max(0, total - processed - failed)),
-        ("Created", cp["created_at"]), ("Updated", cp["updated_at"]),
+        ("Created", cp.created_at), ("Updated", cp.updated_at),
     ]:
         lines.append(f"{label + ':':<21}{value}")
-    reason = cp["metadata"].get("status_reason")
+    reason = cp.metadata.status_reason
     if reason:
         lines.append(f"{'Reason:':<21}{reason}")
     lines += ["", "Recent Processed Documents (last 10):"]
-    lines += [f"  ✓ {doc_id}" for doc_id in cp["processed_doc_ids"][-10:]]
+    lines += [f"  ✓ {doc_id}" for doc_id in cp.processed_doc_ids[-10:]]
     lines += ["", f"Failed Documents ({failed}):"]
-    failures = cp.get("failures", {})
-    for doc_id in cp["failed_doc_ids"]:
-        f = failures.get(doc_id, {})
-        lines.append(f"  ✗ {doc_id} ({f.get('stage', '?')}: {f.get('error', '?')})")
+    for doc_id in cp.failed_doc_ids:
+        f = cp.failures.get(doc_id)
+        where = f"{f.stage}: {f.error}" if f else "?: ?"
+        lines.append(f"  ✗ {doc_id} ({where})")
     return "\n".join(lines)
 
 
-def monitor_line(n: int, cp: dict[str, Any], rate_per_min: float) -> str:
-    total = cp["total_documents"]
-    processed = cp["processed_documents"]
+def monitor_line(n: int, cp: Checkpoint, rate_per_min: float) -> str:
+    total = cp.total_documents
+    processed = cp.processed_documents
     pct = 100.0 * processed / total if total else 0.0
-    status = "PROGRESS" if cp["status"] == "RUNNING" else cp["status"]
+    status = "PROGRESS" if cp.status is JobStatus.RUNNING else cp.status.value
     return (f"[{n}] {time.strftime('%H:%M:%S')} | Status: {status} | Progress: "
-            f"{processed}/{total} ({pct:.1f}%) | Failed: {cp['failed_documents']} | "
+            f"{processed}/{total} ({pct:.1f}%) | Failed: {cp.failed_documents} | "
             f"Rate: {rate_per_min:.1f} docs/min")
 
 
-def run_summary(cp: dict[str, Any], data_dir: Path, elapsed_s: float) -> str:
+def run_summary(cp: Checkpoint, data_dir: Path, elapsed_s: float) -> str:
     lines = [
-        f"Job {cp['job_id']} (batch {cp['batch_id']}): {cp['status']} in {elapsed_s:.1f} s",
-        f"  total {cp['total_documents']}, processed {cp['processed_documents']}, "
-        f"failed {cp['failed_documents']}",
-        f"  results:    {results_path(data_dir, cp['batch_id'])}",
-        f"  checkpoint: {data_dir / 'checkpoints' / (cp['job_id'] + '.json')}",
+        f"Job {cp.job_id} (batch {cp.batch_id}): {cp.status.value} in {elapsed_s:.1f} s",
+        f"  total {cp.total_documents}, processed {cp.processed_documents}, "
+        f"failed {cp.failed_documents}",
+        f"  results:    {results_path(data_dir, cp.batch_id)}",
+        f"  checkpoint: {data_dir / 'checkpoints' / (cp.job_id + '.json')}",
     ]
-    failures = cp.get("failures", {})
+    failures = cp.failures
     if failures:
         lines.append("  failed documents:")
         for doc_id, f in list(failures.items())[:20]:
-            lines.append(f"    ✗ {doc_id} ({f['stage']}): {f['error']}")
+            lines.append(f"    ✗ {doc_id} ({f.stage}): {f.error}")
         if len(failures) > 20:
             lines.append(f"    ... and {len(failures) - 20} more (see the checkpoint file)")
     return "\n".join(lines)

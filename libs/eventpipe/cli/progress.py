@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
+
+from eventpipe.checkpoint.model import Checkpoint
 
 
 class Progress:
@@ -18,14 +20,14 @@ class Progress:
         self._last_text = ""
         self._printed = ""
 
-    def update(self, cp: dict[str, Any]) -> None:
-        total = cp["total_documents"] or 0
-        done = cp["processed_documents"] + cp["failed_documents"]
+    def update(self, cp: Checkpoint) -> None:
+        total = cp.total_documents or 0
+        done = cp.done
         elapsed = time.monotonic() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
         pct = 100.0 * done / total if total else 0.0
-        text = (f"{cp['status']:<9} {done}/{total} ({pct:5.1f}%) "
-                f"failed {cp['failed_documents']}  {rate:6.1f} docs/s")
+        text = (f"{cp.status.value:<9} {done}/{total} ({pct:5.1f}%) "
+                f"failed {cp.failed_documents}  {rate:6.1f} docs/s")
         if self.tty:
             width = 30
             filled = int(width * pct / 100)

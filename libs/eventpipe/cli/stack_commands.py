@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli.errors import UsageError
+from eventpipe.constants import TIME_FORMAT
+from eventpipe.errors import StackError
 from eventpipe.kafka.clients import make_producer
-from eventpipe.models import JobStatus
 from eventpipe.settings import Settings
-from eventpipe.stack import Stack, StackError, StackState, stack_status
+from eventpipe.stack import Stack, StackState, stack_status
 
 BROKER_NAMES = {"embedded": "embedded broker", "kafka": "Apache Kafka", "cluster": "cluster"}
-ENDED = {JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value}
 
 
 def state_path(settings: Settings) -> Path:
@@ -145,20 +145,20 @@ def cleanup(settings: Settings, older_than: str) -> int:
     removed = 0
     for path in sorted(settings.checkpoint_dir.glob("*.json")):
         try:
-            cp = json.loads(path.read_text())
-            ended = datetime.strptime(cp["updated_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+            # A ValidationError is a ValueError: a file that is no checkpoint is skipped.
+            cp = Checkpoint.model_validate_json(path.read_bytes())
+            ended = datetime.strptime(cp.updated_at, TIME_FORMAT).replace(tzinfo=UTC)
+        except (OSError, ValueError) as exc:
+            print(f"skipped {path.name}: {str(exc)[:500]}", file=sys.stderr)
             continue
-        if cp["status"] not in ENDED or ended > cutoff:
+        if not cp.is_final or ended > cutoff:
             continue
-        job_id = cp["job_id"]
         if writer is not None:
-            writer.tombstone_job(job_id, [*cp["processed_doc_ids"], *cp["failed_doc_ids"]])
+            writer.tombstone_job(cp.job_id, [*cp.processed_doc_ids, *cp.failed_doc_ids])
         path.unlink()
         removed += 1
-        print(f"removed {job_id} (batch {cp['batch_id']}, {cp['status']}, ended "
-              f"{cp['updated_at']})")
+        print(f"removed {cp.job_id} (batch {cp.batch_id}, {cp.status.value}, ended "
+              f"{cp.updated_at})")
     if writer is not None:
         writer.flush()
     where = "" if writer is not None else " (no broker running: files only)"

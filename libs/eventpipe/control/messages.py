@@ -6,11 +6,8 @@ import json
 
 from pydantic import ValidationError
 
+from eventpipe.errors import InvalidControlMessage as InvalidControlMessage
 from eventpipe.models import ControlCommand, ControlMessage, check_id, job_id_for
-
-
-class InvalidControlMessage(ValueError):
-    """A control message that cannot be understood; logged and ignored by every reader."""
 
 
 def parse_control(value: bytes | None) -> ControlMessage:

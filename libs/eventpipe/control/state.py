@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from eventpipe.control.messages import InvalidControlMessage, parse_control
+from eventpipe.kafka.markers import is_marker
 from eventpipe.models import ControlCommand
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class ControlLatest:
 
     def apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> str | None:
         """Fold one record; returns the job id it concerned, if any."""
-        if key is not None and key.startswith(b"marker/"):
+        if is_marker(key):
             return None  # written by a reader to find the end of the topic
         if value is None:  # tombstone from cleanup
             if key is not None:

@@ -9,8 +9,9 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from eventpipe.control.state import ControlLatest
+from eventpipe.errors import KafkaSetupError
 from eventpipe.kafka.clients import make_producer, make_reader
-from eventpipe.kafka.errors import KafkaSetupError
+from eventpipe.kafka.markers import Markers, is_marker, marker_key
 from eventpipe.kafka.topics import Topics
 from eventpipe.settings import Settings
 
@@ -32,8 +33,7 @@ class ControlView(threading.Thread):
         )
         self._stopping = threading.Event()
         self._settings = settings
-        self._markers: dict[bytes, int] = {}
-        self._markers_seen = threading.Condition()
+        self._markers = Markers()
 
     def start_caught_up(self, timeout_s: float = 60.0) -> None:
         """Start following, and return once everything written to the topic before this call
@@ -42,19 +42,14 @@ class ControlView(threading.Thread):
         watermarks are not trusted for that (some brokers report them wrong)."""
         self.start()
         token = uuid.uuid4().hex
-        key = f"marker/{token}".encode()
-        with self._markers_seen:
-            self._markers[key] = 0
+        key = marker_key(token)
+        self._markers.expect(key)
         producer = make_producer(self._settings)
         for p in self._partitions:
             producer.produce(self._topic, key=key, value=b"{}", partition=p)
         if producer.flush(timeout_s):
             raise KafkaSetupError("control topic markers were not acknowledged")
-        with self._markers_seen:
-            if not self._markers_seen.wait_for(
-                    lambda: self._markers.get(key, 0) >= len(self._partitions), timeout_s):
-                raise KafkaSetupError(f"control topic not read to its end in {timeout_s} s")
-            self._markers.pop(key, None)
+        self._markers.catch_up(key, len(self._partitions), timeout_s, "the control topic")
 
     def blocks(self, job_id: str, epoch_ms: int = 0) -> bool:
         return self.latest.blocks(job_id, epoch_ms)
@@ -66,11 +61,9 @@ class ControlView(threading.Thread):
                     log.warning("control read error", extra={"error": str(msg.error())})
                     continue
                 key = msg.key()
-                if key is not None and key.startswith(b"marker/"):
-                    with self._markers_seen:
-                        if key in self._markers:  # only our own: others' cost no memory
-                            self._markers[key] += 1
-                            self._markers_seen.notify_all()
+                if is_marker(key):
+                    assert key is not None
+                    self._markers.saw(key)
                     continue
                 self.latest.apply(key, msg.value(), msg.timestamp()[1])
         self._consumer.close()

@@ -1,11 +1,5 @@
-class KafkaSetupError(Exception):
-    """The broker cannot be reached or the topics cannot be created or verified."""
+"""The Kafka errors, kept under their old names; the tree is in `eventpipe.errors`."""
 
-
-class BrokerStartError(KafkaSetupError):
-    """A local broker (embedded or Apache Kafka) did not start."""
-
-
-class BrokerConfigError(BrokerStartError):
-    """A local broker cannot start because of what it was given (no Java, no Kafka jars, a
-    port in use, a log directory that is not its own): the user's to fix, exit code 2."""
+from eventpipe.errors import BrokerConfigError as BrokerConfigError
+from eventpipe.errors import BrokerStartError as BrokerStartError
+from eventpipe.errors import KafkaSetupError as KafkaSetupError

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eventpipe.checkpoint.model import Checkpoint
+from eventpipe.constants import TIME_FORMAT
+from eventpipe.errors import BatchLevelError as BatchLevelError
 from eventpipe.linking.clustering import OnlineStorylines, Profile, profile_of
 from eventpipe.linking.items import event_items, published
 from eventpipe.linking.links import link_events
@@ -18,10 +21,6 @@ from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend, BackendUnavailable, ResultRecord, StorageError
 
 log = logging.getLogger(__name__)
-
-
-class BatchLevelError(RuntimeError):
-    """The batch-level step failed; the job becomes FAILED with this reason."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ def document_profile(record: ResultRecord) -> Profile:
                       published(record.get("meta") or {}))
 
 
-def compute(settings: Settings, checkpoint: dict[str, Any], records: list[ResultRecord]
+def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultRecord]
             ) -> BatchOutputs:
-    job_id = checkpoint["job_id"]
+    job_id = checkpoint.job_id
     started = time.perf_counter()
     clustering = OnlineStorylines(settings.storyline_threshold)
     for record in records:  # in the order they were saved
@@ -71,17 +70,17 @@ def compute(settings: Settings, checkpoint: dict[str, Any], records: list[Result
                               "storylines": len(storylines),
                               "ms": round((time.perf_counter() - started) * 1000, 1)})
     try:
-        created = datetime.strptime(checkpoint["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+        created = datetime.strptime(checkpoint.created_at, TIME_FORMAT)
         total_s: float | None = (datetime.now(UTC) - created.replace(tzinfo=UTC)).total_seconds()
-    except (KeyError, ValueError):
+    except ValueError:
         total_s = None
     stats = batch_statistics(records, checkpoint, len(links), len(storylines), total_s)
     return BatchOutputs([link.to_json(job_id) for link in links], storylines, stats)
 
 
-def run_batch_level(settings: Settings, checkpoint: dict[str, Any], backends: list[Backend]
+def run_batch_level(settings: Settings, checkpoint: Checkpoint, backends: list[Backend]
                     ) -> BatchOutputs:
-    job_id, batch_id = checkpoint["job_id"], checkpoint["batch_id"]
+    job_id, batch_id = checkpoint.job_id, checkpoint.batch_id
     try:
         outputs = compute(settings, checkpoint, load_records(backends, job_id, batch_id))
         for backend in backends:

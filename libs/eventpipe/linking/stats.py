@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.storage.base import ResultRecord
 
 
@@ -16,7 +17,7 @@ def _p95(values: list[float]) -> float:
 
 
 def batch_statistics(
-    records: Iterable[ResultRecord], checkpoint: dict[str, Any], links: int, storylines: int,
+    records: Iterable[ResultRecord], checkpoint: Checkpoint, links: int, storylines: int,
     total_time_s: float | None,
 ) -> dict[str, Any]:
     labels: dict[str, Counter[str]] = defaultdict(Counter)
@@ -31,13 +32,13 @@ def batch_statistics(
             types[ev.get("type", "other")] += 1
         for stage, ms in (record.get("timings_ms") or {}).items():
             stage_times[stage].append(float(ms))
-    failures = checkpoint.get("failures", {})
-    by_stage = Counter(f["stage"] for f in failures.values())
-    by_reason = Counter(f["error"].split(":")[0][:120] for f in failures.values())
+    failures = checkpoint.failures
+    by_stage = Counter(f.stage for f in failures.values())
+    by_reason = Counter(f.error.split(":")[0][:120] for f in failures.values())
     return {
-        "job_id": checkpoint["job_id"],
-        "batch_id": checkpoint["batch_id"],
-        "documents": {"total": checkpoint["total_documents"], "processed": documents,
+        "job_id": checkpoint.job_id,
+        "batch_id": checkpoint.batch_id,
+        "documents": {"total": checkpoint.total_documents, "processed": documents,
                       "failed": len(failures)},
         "failed_by_stage": dict(by_stage),
         "failed_by_reason": dict(by_reason.most_common(20)),

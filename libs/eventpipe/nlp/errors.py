@@ -1,11 +1,5 @@
-"""Errors raised by the language-processing layer."""
+"""The errors of the language-processing layer, kept under their old names; the tree is in
+`eventpipe.errors`."""
 
-from __future__ import annotations
-
-
-class NLPError(Exception):
-    """Base class of the errors of `eventpipe.nlp`."""
-
-
-class ModelNotFoundError(NLPError):
-    """No candidate spaCy pipeline could be loaded."""
+from eventpipe.errors import ModelNotFoundError as ModelNotFoundError
+from eventpipe.errors import NLPError as NLPError

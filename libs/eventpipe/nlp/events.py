@@ -4,21 +4,20 @@ A backend is anything with a `name` and `extract_results`, which gives each docu
 its events (and which backend made them) or the exception that fails it; `build_backend`
 makes the configured one. The default, `RulesBackend`, is deterministic: a trigger lexicon
 over the triplets' action lemmas plus the entities of the same sentence. The language-model
-backends live in `eventpipe.nlp.llm` and fall back to it.
+backends live in `eventpipe.nlp.llm` and fall back to it; `BACKENDS` names them all.
 """
 
 from __future__ import annotations
 
 import bisect
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from eventpipe.models import Entity, Event, Participant, Predicate, Triplet
 from eventpipe.nlp.keys import entity_key
-
-if TYPE_CHECKING:
-    from eventpipe.settings import Settings
+from eventpipe.settings import Settings, get_settings
 
 # Event type -> trigger lemmas (comma-separated, as some are phrasal: "take over").
 _TYPES: dict[str, str] = {
@@ -328,23 +327,32 @@ def _entities_by_sentence(doc: EventInput) -> dict[int, list[Entity]]:
     return grouped
 
 
-# In the order the settings list them; only `rules` needs nothing installed beyond the base.
-BACKEND_NAMES = ("rules", "transformers", "openai")
+# The backends by name, as "module:factory" (as faust names its stores): a backend module is
+# imported only when chosen, and this module imports none of them, so the language-model
+# backends, which build on this module, can be added without an import back up. A factory
+# takes the settings. In the order the settings list them; only `rules` needs nothing
+# installed beyond the base.
+BACKENDS: dict[str, str] = {
+    "rules": "eventpipe.nlp.events:build_rules",
+    "transformers": "eventpipe.nlp.llm:build_transformers",
+    "openai": "eventpipe.nlp.llm:build_openai",
+}
+BACKEND_NAMES = tuple(BACKENDS)
+
+
+def build_rules(settings: Settings) -> EventBackend:
+    return RulesBackend()
 
 
 def get_backend(name: str, settings: Settings | None = None) -> EventBackend:
     """A fresh backend of the given name, configured from `settings` (default: the
     environment's); ValueError names the known ones otherwise."""
-    if name not in BACKEND_NAMES:
+    if name not in BACKENDS:
         known = ", ".join(BACKEND_NAMES)
         raise ValueError(f"unknown events backend {name!r}; known backends: {known}")
-    if name == "rules":
-        return RulesBackend()
-    # Imported here: the language-model backends import this module.
-    from eventpipe.nlp.llm import llm_backend
-    from eventpipe.settings import get_settings
-
-    return llm_backend(name, settings or get_settings())
+    module, _, factory = BACKENDS[name].partition(":")
+    make: Callable[[Settings], EventBackend] = getattr(importlib.import_module(module), factory)
+    return make(settings or get_settings())
 
 
 def build_backend(settings: Settings) -> EventBackend:

@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from eventpipe.checkpoint.writer import CheckpointWriteError
+from eventpipe.errors import BackendUnavailable, CheckpointWriteError, StopRequested
+from eventpipe.errors import DeliveryError as DeliveryError
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
 from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.metrics import CONSUMER_LAG
-from eventpipe.runtime.retry import StopRequested, retry_unavailable
 from eventpipe.runtime.service import install_stop_handlers
 from eventpipe.settings import Settings
-from eventpipe.storage.base import BackendUnavailable
+from eventpipe.storage.retry import retry_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,6 @@ T = TypeVar("T")
 # Kafka errors that say nothing about the record in hand: the connection, not the data.
 _TRANSIENT_KAFKA = {KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
                     KafkaError.REQUEST_TIMED_OUT, KafkaError._MSG_TIMED_OUT}
-
-
-class DeliveryError(RuntimeError):
-    pass
 
 
 def is_transient(exc: BaseException) -> bool:

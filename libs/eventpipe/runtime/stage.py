@@ -13,6 +13,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from eventpipe.control.view import ControlView
+from eventpipe.errors import NewerSchemaVersion as NewerSchemaVersion
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import (
     SCHEMA_VERSION,
@@ -41,11 +42,6 @@ ProcessBatch = Callable[[Sequence[DocumentMessage]], list[StageResult]]
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-class NewerSchemaVersion(ValueError):
-    """A message written by a newer eventpipe: read with this one's model it would be
-    misread, so the document fails with this reason instead."""
 
 
 def schema_version_of(value: bytes | None) -> int | None:

@@ -5,19 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from eventpipe.errors import BackendUnavailable as BackendUnavailable
+from eventpipe.errors import StorageError as StorageError
 from eventpipe.models import SCHEMA_VERSION, DocumentMessage, FailedDocument
 
 # One processed document as every backend stores it (and as a JSONL line reads):
 # id, job_id, batch_id, text, meta, entities, triplets, events, timings_ms, saved_at.
 ResultRecord = dict[str, Any]
-
-
-class StorageError(Exception):
-    """A backend refused data for a reason retrying will not fix."""
-
-
-class BackendUnavailable(StorageError):
-    """The backend cannot be reached now; the sink retries with backoff and does not commit."""
 
 
 class Backend(Protocol):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from functools import partial
 
-from eventpipe.runtime.retry import retry_unavailable
 from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend
 from eventpipe.storage.jsonl import JsonlStore
+from eventpipe.storage.retry import retry_unavailable
 
 
 def backend_names(settings: Settings) -> list[str]:

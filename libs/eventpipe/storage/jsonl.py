@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from eventpipe.checkpoint.files import atomic_write_bytes
+from eventpipe.atomic import atomic_write_bytes
 from eventpipe.models import FailedDocument
 from eventpipe.storage.base import ResultRecord
 from eventpipe.storage.names import safe_name

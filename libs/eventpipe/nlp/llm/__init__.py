@@ -24,6 +24,8 @@ __all__ = [
     "Generator",
     "InvalidOutput",
     "LLMBackend",
+    "build_openai",
+    "build_transformers",
     "events_schema",
     "llm_backend",
     "make_generator",
@@ -50,3 +52,12 @@ def llm_backend(name: str, settings: Settings) -> LLMBackend:
         directory = settings.llm_cache_dir or settings.data_dir / "cache" / "llm"
         cache = ResponseCache(directory, name)
     return LLMBackend(make_generator(name, settings), cache)
+
+
+# The factories `eventpipe.nlp.events.BACKENDS` names.
+def build_transformers(settings: Settings) -> LLMBackend:
+    return llm_backend("transformers", settings)
+
+
+def build_openai(settings: Settings) -> LLMBackend:
+    return llm_backend("openai", settings)

@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eventpipe.errors import BackendError as BackendError
+from eventpipe.errors import BackendUnreachable as BackendUnreachable
+from eventpipe.errors import InvalidOutput as InvalidOutput
 from eventpipe.models import Event, Participant
 from eventpipe.nlp.events import (
     EVENT_TYPES,
@@ -96,29 +99,6 @@ def _without_titles(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_titles(item) for item in node]
     return node
-
-
-class InvalidOutput(Exception):
-    """The model answered, but not with events that match the schema: retried once, then
-    the document gets the rules' events. `output` is what it answered, shown to it on the
-    retry."""
-
-    def __init__(self, reason: str, output: str = "") -> None:
-        super().__init__(reason)
-        self.output = output
-
-
-class BackendError(RuntimeError):
-    """A backend could not answer for a document (server down after retries, a request the
-    server refuses): that document fails."""
-
-
-class BackendUnreachable(BackendError):
-    """No answer (refused, reset, timed out, 429, 5xx) after the backend's own quick retries:
-    the server's trouble, not the document's, so the stage tries it again later through its
-    retry topic (see runtime/retry_topic.py)."""
-
-    transient = True
 
 
 class Generator(Protocol):

@@ -22,14 +22,12 @@ deterministic.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from spacy.language import Language
@@ -37,12 +35,13 @@ from spacy.tokens import Doc
 
 from eventpipe.models import Entity, Event, Triplet
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
-from eventpipe.nlp.events import EventBackend, EventInput, RulesBackend
+from eventpipe.nlp.events import EventBackend, EventInput, get_backend
 from eventpipe.nlp.model import load_pipeline
 from eventpipe.nlp.triplets import triplets_from_doc
+from eventpipe.settings import Settings
 
-# libs/eventpipe/nlp/quality.py -> the repository root (the package is installed editable).
-DEFAULT_GOLD_PATH = Path(__file__).resolve().parents[3] / "tests" / "data" / "gold.jsonl"
+# Beside this package, in tests/data.
+DEFAULT_GOLD_PATH = Path(__file__).resolve().parents[1] / "data" / "gold.jsonl"
 ARTICLES = frozenset({"the", "a", "an"})
 # Words a trigger may start with before its verb: "was arrested", "did not sign".
 _TRIGGER_NOISE = frozenset(
@@ -266,38 +265,9 @@ def analyse(nlp: Language, texts: Sequence[str], batch_size: int = 64) -> list[A
 
 
 def make_backend(name: str) -> EventBackend:
-    """An events backend by name: `RulesBackend` for "rules"; others through whatever
-    factory `eventpipe.nlp.events` offers (``build_backend`` or ``get_backend``), configured
-    from the environment's ``EVENTPIPE_*`` settings. Raises when the backend is unknown,
-    not installed or not configured."""
-    if name == "rules":
-        return RulesBackend()
-    from eventpipe.nlp import events
-    from eventpipe.settings import Settings
-
-    # From the environment, then pointed at the asked backend (the setting's value is only
-    # a name; the factory validates it).
-    settings = Settings().model_copy(update={"llm_backend": name})
-    for factory_name in ("build_backend", "get_backend"):
-        factory: Callable[..., Any] | None = getattr(events, factory_name, None)
-        if factory is None:
-            continue
-        backend: EventBackend = factory(*_factory_arguments(factory, name, settings))
-        return backend
-    raise ValueError(f"eventpipe.nlp.events offers no factory for backend {name!r}")
-
-
-def _factory_arguments(factory: Callable[..., Any], name: str, settings: object) -> list[object]:
-    """Arguments for a backend factory, by its parameters' names: a name, settings, or both."""
-    arguments: list[object] = []
-    for parameter in inspect.signature(factory).parameters.values():
-        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            continue
-        if "setting" in parameter.name:
-            arguments.append(settings)
-        elif parameter.default is parameter.empty:
-            arguments.append(name)
-    return arguments
+    """An events backend by name, configured from the environment's ``EVENTPIPE_*``
+    settings. Raises when the backend is unknown, not installed or not configured."""
+    return get_backend(name, Settings())
 
 
 @dataclass(frozen=True)

@@ -698,7 +698,7 @@ def generate_documents(n: int, seed: int = 7) -> list[dict[str, str]]:
     """`n` news-like documents, identical for the same `n` and `seed`."""
     if n < 0:
         raise ValueError(f"n must be >= 0, not {n}")
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    rng = random.Random(seed)
     topics = sorted(TOPICS)
     return [_document(rng, index, rng.choice(topics)) for index in range(1, n + 1)]
 

@@ -140,7 +140,7 @@ def test_stop_is_final_and_resubmission_is_refused(stack: Stack, tmp_path: Path)
     job = submit(settings, path, "stopme").job_id
     wait_checkpoint(settings, job, lambda c: 5 <= c["processed_documents"] < 200)
     cp = send_control(settings, ControlCommand.STOP, None, timeout_s=30)
-    assert cp["status"] == "STOPPED"
+    assert cp.status == "STOPPED"
     with pytest.raises(UsageError, match=rf"job {job} \(batch stopme\): the job is STOPPED"):
         submit(settings, path, "stopme")
     with pytest.raises(UsageError, match="STOPPED"):

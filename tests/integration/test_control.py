@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from kafka import KafkaProducer
 
 from eventpipe.cli.errors import UsageError
+from eventpipe.constants import TIME_FORMAT
 from eventpipe.jobs import send_control, submit
 from eventpipe.models import ControlCommand, job_id_for
 from eventpipe.settings import Settings
@@ -32,11 +34,24 @@ def processed(settings: Settings, batch_id: str) -> int:
 def assert_paused_and_still(settings: Settings, batch_id: str, quiet_s: float = 4.0) -> int:
     """After in-flight documents drain, the processed count does not move."""
     wait_checkpoint(settings, job_id_for(batch_id), lambda c: c["status"] == "PAUSED")
-    time.sleep(2.0)  # drain: documents already past every stage are still saved
-    before = processed(settings, batch_id)
-    time.sleep(quiet_s)
-    assert processed(settings, batch_id) == before, "documents were processed while paused"
+    # Drained: documents already past every stage are still saved; wait until the count has
+    # held for a second (with a deadline), then watch it for `quiet_s`, sample by sample.
+    before, held_since = processed(settings, batch_id), time.monotonic()
+    deadline = held_since + 60.0
+    while time.monotonic() - held_since < 1.0:
+        assert time.monotonic() < deadline, "the count of a paused job never settled"
+        time.sleep(0.1)
+        if (now := processed(settings, batch_id)) != before:
+            before, held_since = now, time.monotonic()
+    watch_until = time.monotonic() + quiet_s
+    while time.monotonic() < watch_until:
+        assert processed(settings, batch_id) == before, "documents were processed while paused"
+        time.sleep(0.1)
     return before
+
+
+def checkpoint_epoch(cp: dict[str, Any]) -> float:
+    return datetime.strptime(cp["updated_at"], TIME_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def assert_exactly_once(settings: Settings, batch_id: str, n: int) -> dict[str, Any]:
@@ -145,13 +160,15 @@ def test_stop_is_final_and_resubmission_is_refused(stack: Stack, tmp_path: Path)
         submit(settings, path, "stopme")
     with pytest.raises(UsageError, match="STOPPED"):
         send_control(settings, ControlCommand.RESUME, "stopme", timeout_s=5)
-    # A raw resume from another client is ignored too: stop is final.
+    # A raw resume from another client is ignored too: stop is final. The materializer folds
+    # every control record of a known job into `updated_at`; once that shows the second the
+    # resume was sent in (or later), the resume has been read, and the job is still STOPPED.
+    sent = int(time.time())
     producer = kafka_python(settings)
     producer.send(f"{settings.topic_prefix}.control", key=job,
                   value={"command": "resume", "job_id": job})
     producer.close()
-    time.sleep(2)
-    cp = wait_checkpoint(settings, job, lambda c: True)
+    cp = wait_checkpoint(settings, job, lambda c: checkpoint_epoch(c) >= sent)
     assert cp["status"] == "STOPPED" and cp["processed_documents"] < 300
 
 
@@ -195,13 +212,20 @@ def test_batch_from_any_kafka_producer(stack: Stack) -> None:
     results = read_results(results_path(settings.data_dir, "from_kafka"))
     assert len(results) == 50 and results[0]["meta"] == {"source": "wire", "published":
                                                          results[0]["meta"]["published"]}
-    # Sending the same batch again skips every document already done.
+    # Sending the same batch again skips every document already done. Ingest registers the
+    # batch again under a new submission id, with its total once it reads the closing
+    # message, after the documents before it on the same key: then all ten were read (and
+    # skipped), and the job is COMPLETED again.
     for d in docs[:10]:
         producer.send(topic, "from_kafka", {"batch_id": "from_kafka", **d})
     producer.send(topic, "from_kafka", {"batch_id": "from_kafka", "end": True,
                                                   "count": 51})
     producer.close()
-    time.sleep(3)
+    first = cp["metadata"]["submission_id"]
+    cp = wait_checkpoint(settings, job_id_for("from_kafka"),
+                         lambda c: c["metadata"]["submission_id"] != first
+                         and c["metadata"]["total_known"] and c["status"] == "COMPLETED")
+    assert cp["processed_documents"] == 50 and cp["total_documents"] == 51
     assert len(read_results(results_path(settings.data_dir, "from_kafka"))) == 50
 
 

@@ -29,21 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from eventpipe.jobs import submit
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
+from support.processes import rss_mb
 from support.unseen import unseen_documents
 
 NLP_WORKERS = ("ner", "dp", "llm")
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size now (not the peak), in MB; 0 when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def write_corpus(path: Path, n: int) -> None:

@@ -9,16 +9,27 @@ import time
 from eventpipe.stack import Stack
 
 
-def peak_rss_mb(pid: int) -> float:
-    """A running process's peak resident memory (Linux VmHWM), in MiB; NaN where unknown."""
+def _status_mb(pid: int, field: str) -> float | None:
+    """A memory line of /proc/<pid>/status (Linux), in MiB; None where unknown."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    return None
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory (VmHWM), in MiB; NaN where unknown."""
+    found = _status_mb(pid, "VmHWM")
+    return float("nan") if found is None else found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory now (VmRSS, not the peak), in MiB; 0 when the process is gone."""
+    return _status_mb(pid, "VmRSS") or 0.0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,2 +1,2 @@
 """Language processing behind the stages: the spaCy pipeline resolver, entity and sentence
-extraction, dependency triplets, the events backends and a synthetic news corpus."""
+extraction, dependency triplets and the events backends (found by name, see `events`)."""

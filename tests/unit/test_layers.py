@@ -6,6 +6,7 @@ hidden in a function body counts as much as one at the top."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def _targets(module: str, path: Path, known: dict[str, Path],
             yield sub if sub in known else base
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
+    """Every module of the library and what it imports (read once per session)."""
     known = _modules()
     graph: dict[str, set[str]] = {}
     for module, path in known.items():

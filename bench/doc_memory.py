@@ -19,6 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The shared test code (the corpus) lives in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,8 +36,8 @@ def rss_mib() -> float:
 def measure(stage: str, length: int) -> dict[str, float]:
     """Runs in the child process."""
     from eventpipe.models import DocumentMessage
-    from eventpipe.nlp.corpus import generate_documents
     from eventpipe.nlp.model import load_pipeline
+    from support.corpus import generate_documents
 
     if stage == "dp":
         from services.dp.service import make_process

@@ -25,6 +25,7 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack, settings_env
 from eventpipe.storage.jsonl import failures_path, results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
+from support.processes import kill_service
 
 ANSWER = json.dumps({"events": [{
     "trigger": "arrested", "type": "justice",
@@ -166,7 +167,7 @@ def test_services_killed_during_a_replay_lose_and_duplicate_nothing(
         replay = cli(stack.settings, "failures", "replay", job_id)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         for name in ("llm", "sink", "checkpoint", "linker"):
-            stack.kill(name, signal.SIGKILL)
+            kill_service(stack, name, signal.SIGKILL)
         cp = wait_checkpoint(stack.settings, job_id,
                              lambda c: c["status"] == "COMPLETED"
                              and c["processed_documents"] == 12, timeout_s=240, stack=stack)

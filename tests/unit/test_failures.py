@@ -125,21 +125,21 @@ def test_replay_reopens_a_completed_job_until_its_documents_are_done() -> None:
                                  attempts=6, at=AT))
     table.apply_record(StatusRecord(job_id=JOB, status=JobStatus.COMPLETED, at=AT))
     state = table.jobs[JOB]
-    cp = table.to_checkpoint(state)
+    cp = table.to_checkpoint(state).to_file()
     assert cp["failures"]["b"] == {"stage": "llm", "error": "down", "class": "transient",
                                    "attempts": 6}
     # replay: pending documents and RUNNING, written before the payloads are sent
     table.apply_record(DocRecord(job_id=JOB, doc_id="b", state="pending", at=AT))
     table.apply_record(StatusRecord(job_id=JOB, status=JobStatus.RUNNING, at=AT,
                                     replay_id="r1"))
-    cp = table.to_checkpoint(state)
+    cp = table.to_checkpoint(state).to_file()
     assert (cp["status"], cp["failed_documents"], cp["processed_documents"]) == (
         "RUNNING", 0, 1)
     assert not state.all_done and cp["metadata"]["replay_id"] == "r1"
     assert cp["metadata"]["replaying_doc_ids"] == ["b"]
     table.apply_record(DocRecord(job_id=JOB, doc_id="b", state="processed", at=AT))
-    assert state.all_done and table.to_checkpoint(state)["processed_documents"] == 2
-    assert "replaying_doc_ids" not in table.to_checkpoint(state)["metadata"]
+    assert state.all_done and table.to_checkpoint(state).to_file()["processed_documents"] == 2
+    assert "replaying_doc_ids" not in table.to_checkpoint(state).to_file()["metadata"]
     # a pending record never unsaves a processed document
     table.apply_record(DocRecord(job_id=JOB, doc_id="a", state="pending", at=AT))
     assert "a" in state.processed and state.all_done

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException
 
 from eventpipe.api.tokens import Tokens
 from eventpipe.errors import Refused
+from eventpipe.inbox import inbox_dir
 from eventpipe.jobs import (
     check_batch_id,
     default_batch_id,
@@ -122,7 +124,7 @@ def create_app(settings: Settings, tokens: Tokens,
             raise HTTPException(415, f"send the JSONL file as the body with one of "
                                 f"{', '.join(UPLOAD_TYPES)}, not {content_type[:80]}")
         batch = check_batch_id(batch_id or default_batch_id())
-        path, documents = await _save_upload(request, settings.data_dir / "uploads", batch)
+        path, documents = await _save_upload(request, inbox_dir(settings), batch)
         try:
             sub = await run_in_threadpool(submit, settings, path, batch, retry_failed)
         except BaseException:
@@ -220,15 +222,15 @@ def create_app(settings: Settings, tokens: Tokens,
 
 
 async def _save_upload(request: Request, folder: Path, batch_id: str) -> tuple[Path, int]:
-    """The body, streamed to `uploads/<batch>-<random>.jsonl` (a file of its own per upload:
-    ingest reads it, and a resume re-reads it), and its number of non-blank lines. Each line
-    is validated by ingest exactly like a line of a submitted file."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The body, streamed to `inbox/<batch>-<random>.jsonl` (a file of its own per upload,
+    in the folder ingest reads from: a resume re-reads it), and its number of non-blank
+    lines. Each line is validated by ingest exactly like a line of a submitted file."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{safe_name(batch_id)}-{uuid.uuid4().hex[:12]}.jsonl"
-    tmp = path.with_suffix(".part")
+    tmp = folder / f".{path.name}.part"
     documents, open_line = 0, False  # open_line: the unfinished line has content
     try:
-        with tmp.open("wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             async for chunk in request.stream():
                 f.write(chunk)
                 *ended, rest = chunk.split(b"\n")

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from eventpipe.api.tokens import Scope, Tokens, token_path
 from eventpipe.errors import Refused
+from eventpipe.inbox import inbox_dir
 from eventpipe.jobs import send_control
 from eventpipe.models import ControlCommand, job_id_for
 from eventpipe.settings import Settings
@@ -76,7 +77,7 @@ def test_the_read_only_token_reads_and_cannot_control(client: TestClient,
                     content=b'{"id": 1, "text": "x"}\n')
     assert r.status_code == 403
     assert (offline.checkpoint_dir / f"{job}.json").read_bytes() == before
-    assert not (offline.data_dir / "uploads").exists()
+    assert not inbox_dir(offline).exists()
 
 
 def test_refusals_are_409_with_the_cli_message(client: TestClient, offline: Settings) -> None:
@@ -92,7 +93,7 @@ def test_refusals_are_409_with_the_cli_message(client: TestClient, offline: Sett
     r = client.post("/api/v1/jobs?batch_id=stopped_batch", headers=CONTROL,
                     content=b'{"id": 1, "text": "x"}\n')
     assert r.status_code == 409 and "STOPPED and cannot be resumed or resubmitted" in r.text
-    assert list((offline.data_dir / "uploads").iterdir()) == []  # the refused upload is gone
+    assert list(inbox_dir(offline).iterdir()) == []  # the refused upload is gone
 
 
 def test_unknown_jobs_are_404_and_bad_names_400(client: TestClient) -> None:
@@ -139,7 +140,7 @@ def test_failures_storylines_links_and_stats(client: TestClient, offline: Settin
 def test_size_limits_and_upload_checks(tmp_path: Path) -> None:
     settings = console_settings(tmp_path / "data", console_max_upload_bytes=2048)
     client = TestClient(create_app(settings, Tokens.load(settings)))
-    uploads = settings.data_dir / "uploads"
+    uploads = inbox_dir(settings)
     big = b'{"id": 1, "text": "' + b"x" * 4096 + b'"}\n'
     r = client.post("/api/v1/jobs", headers=CONTROL, content=big)
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM

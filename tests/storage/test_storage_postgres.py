@@ -101,8 +101,11 @@ def test_saves_documents_with_their_rows(pg_backend: PostgresBackend, db: Any) -
     assert rows(db, "SELECT ordinal, trigger, type, participants, location, time, sentence,"
                     " source FROM events WHERE doc_id = 'd2'") == [
         (0, "met", "Meet",
-         [{"text": "Alice", "role": "agent", "label": "PERSON"},
-          {"text": "Bob", "role": "patient", "label": None}],
+         # Every field of a participant is stored, the optional span and key included.
+         [{"text": "Alice", "role": "agent", "label": "PERSON", "key": None,
+           "start_char": None, "end_char": None},
+          {"text": "Bob", "role": "patient", "label": None, "key": None,
+           "start_char": None, "end_char": None}],
          "Paris", "Friday", 0, "rules"),
     ]
     assert count(db, "triplets") == 2

@@ -12,6 +12,16 @@ from eventpipe.models import check_id
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one document may hold: `text_bytes` so that it fits in a message (the topics'
+    max.message.bytes), `text_chars` so that the stages hold it within their memory limits
+    (EVENTPIPE_MAX_DOCUMENT_CHARS): past it, dp would be OOM-killed on it again and again."""
+
+    text_bytes: int
+    text_chars: int
+
+
+@dataclass(frozen=True)
 class ValidLine:
     doc_id: str
     text: str
@@ -57,7 +67,7 @@ def line_doc_id(line_no: int) -> str:
     return f"line-{line_no}"
 
 
-def parse_line(raw: bytes, line_no: int, max_text_bytes: int) -> ValidLine | InvalidLine:
+def parse_line(raw: bytes, line_no: int, limits: Limits) -> ValidLine | InvalidLine:
     fallback = line_doc_id(line_no)
     try:
         text_line = raw.decode("utf-8")
@@ -68,11 +78,11 @@ def parse_line(raw: bytes, line_no: int, max_text_bytes: int) -> ValidLine | Inv
     except json.JSONDecodeError as exc:
         return InvalidLine(fallback, f"line {line_no} is not valid JSON: {exc.msg} "
                            f"at column {exc.colno}")
-    return validate_document(data, f"line {line_no}", fallback, max_text_bytes)
+    return validate_document(data, f"line {line_no}", fallback, limits)
 
 
 def validate_document(
-    data: Any, where: str, fallback_id: str, max_text_bytes: int, ignore: tuple[str, ...] = ()
+    data: Any, where: str, fallback_id: str, limits: Limits, ignore: tuple[str, ...] = ()
 ) -> ValidLine | InvalidLine:
     """`where` names the record in reasons ("line 7"); fields in `ignore` (the envelope of a
     Kafka submission) are not kept as meta."""
@@ -100,9 +110,13 @@ def validate_document(
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         return InvalidLine(doc_id, f"{where} contains an unpaired surrogate escape")
+    if len(text) > limits.text_chars:
+        return InvalidLine(doc_id, f"{where}: document {doc_id!r} is {len(text)} characters "
+                           f"long; the limit is {limits.text_chars} "
+                           "(EVENTPIPE_MAX_DOCUMENT_CHARS)")
     size = len(text.encode("utf-8"))
-    if size > max_text_bytes:
+    if size > limits.text_bytes:
         return InvalidLine(doc_id, f"{where}: `text` is {size} bytes; the limit is "
-                           f"{max_text_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
+                           f"{limits.text_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
     meta = {k: v for k, v in data.items() if k not in ("id", "text", *ignore)}
     return ValidLine(doc_id, text, meta)

@@ -38,6 +38,7 @@ from eventpipe.runtime.service import main_for
 from eventpipe.settings import Settings
 from services.ingest.lines import (
     InvalidLine,
+    Limits,
     LongLine,
     ValidLine,
     line_doc_id,
@@ -94,7 +95,8 @@ class Ingest:
         # The whole serialized document must fit in one message (the topics'
         # max.message.bytes, which EVENTPIPE_MAX_MESSAGE_BYTES configures); so must a line.
         self.max_doc = settings.max_message_bytes
-        self.max_text = settings.max_message_bytes - 65536
+        self.limits = Limits(text_bytes=settings.max_message_bytes - 65536,
+                             text_chars=settings.max_document_chars)
 
     # --- shared -------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class Ingest:
                 line_doc_id(line_no), f"line {line_no} is {raw.size} bytes long; the limit is "
                 f"{self.max_doc} (EVENTPIPE_MAX_MESSAGE_BYTES)")
         else:
-            parsed = parse_line(raw, line_no, self.max_text)
+            parsed = parse_line(raw, line_no, self.limits)
         doc_id = parsed.doc_id
         if doc_id in seen:
             # Duplicate ids: the first line wins, later ones fail under their line.
@@ -300,7 +302,7 @@ class Ingest:
         if stream.refused:
             return
         stream.count += 1
-        parsed = validate_document(data, where, fallback_id, self.max_text, ignore=ENVELOPE)
+        parsed = validate_document(data, where, fallback_id, self.limits, ignore=ENVELOPE)
         doc_id = parsed.doc_id
         if doc_id in stream.seen:
             parsed = InvalidLine(fallback_id, f"{where}: duplicate id {doc_id!r} "

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from eventpipe.api.tokens import Tokens
 from eventpipe.jobs import submit
 from eventpipe.kafka.clients import make_producer, make_reader
 from eventpipe.models import MAX_ID_LENGTH, FailedDocument, job_id_for
@@ -24,6 +27,7 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_checkpoint_or_none, read_results, wait_checkpoint
+from services.console.app import create_app
 
 MB = 1024 * 1024
 
@@ -286,5 +290,61 @@ def test_a_job_waiting_for_a_closing_message_is_reported_stuck(settings: Setting
         assert producer.flush(30) == 0
         cp = wait_checkpoint(stack.settings, job_id_for("open"),
                              lambda c: c["total_documents"] == 2, timeout_s=120)
+    finally:
+        stack.stop()
+
+
+def test_documents_over_the_character_limit_fail_at_ingest_on_every_path(
+        settings: Settings, tmp_path: Path) -> None:
+    """EVENTPIPE_MAX_DOCUMENT_CHARS holds for a submitted file, documents streamed by any
+    producer and a console upload: the long document fails at ingest naming its id, its
+    length and the limit; one exactly at the limit and the rest of each batch go on."""
+    limit = 1000
+    token = "upload-token-for-tests"
+    stack = Stack(settings.model_copy(update={"max_document_chars": limit,
+                                              "api_token": SecretStr(token)}),
+                  services=("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest"))
+    stack.start()
+    try:
+        s = stack.settings
+        good = corpus_lines(4, seed=31)
+        prose = " ".join(json.loads(line)["text"] for line in corpus_lines(3, seed=32))
+        assert len(prose) > limit + 1
+        long_doc = {"id": "too-long", "text": prose[:limit + 1]}
+        at_limit = {"id": "at-limit", "text": prose[:limit]}
+        docs = [json.loads(line) for line in good] + [long_doc, at_limit]
+        reason = f"document 'too-long' is {limit + 1} characters long; the limit is {limit}"
+
+        path = tmp_path / "long-file.jsonl"
+        path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        jobs = {"long-file": submit(s, path, "long-file").job_id}
+
+        producer = make_producer(s)
+        for d in docs:
+            producer.produce(f"{s.topic_prefix}.submissions", key=b"long-stream",
+                             value=json.dumps({"batch_id": "long-stream", **d}).encode())
+        producer.produce(f"{s.topic_prefix}.submissions", key=b"long-stream",
+                         value=json.dumps({"batch_id": "long-stream", "end": True,
+                                           "count": len(docs)}).encode())
+        assert producer.flush(30) == 0
+        jobs["long-stream"] = job_id_for("long-stream")
+
+        client = TestClient(create_app(s, Tokens.load(s)))
+        r = client.post("/api/v1/jobs?batch_id=long-upload",
+                        headers={"Authorization": f"Bearer {token}",
+                                 "Content-Type": "application/x-ndjson"},
+                        content="".join(json.dumps(d) + "\n" for d in docs).encode())
+        assert r.status_code == 201, r.text
+        jobs["long-upload"] = r.json()["job_id"]
+
+        for batch, job_id in jobs.items():
+            cp = wait_checkpoint(s, job_id, lambda c: c["status"] != "RUNNING", timeout_s=300)
+            assert cp["status"] == "COMPLETED", (batch, cp.get("metadata"))
+            assert (cp["processed_documents"], cp["failed_documents"]) == (len(docs) - 1, 1)
+            failure = cp["failures"]["too-long"]
+            assert failure["stage"] == "ingest" and reason in failure["error"], failure
+            assert "EVENTPIPE_MAX_DOCUMENT_CHARS" in failure["error"]
+            ids = Counter(r["id"] for r in read_results(results_path(s.data_dir, batch)))
+            assert ids == Counter(d["id"] for d in docs if d is not long_doc), batch
     finally:
         stack.stop()

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from services.ingest.lines import InvalidLine, ValidLine, parse_line
+from services.ingest.lines import InvalidLine, Limits, ValidLine, parse_line
 
 LIMIT = 1000
+LIMITS = Limits(text_bytes=LIMIT, text_chars=600)
 
 
 @pytest.mark.parametrize(
@@ -23,19 +24,29 @@ LIMIT = 1000
         (b'{"id": "d", "text": " \\n "}', "d", "is empty"),
         (b'{"id": "d", "text": "\\ud800"}', "d", "surrogate"),
         (b'{"id": "d", "text": "caf\xe9"}', "line-3", "not valid UTF-8"),
-        (json.dumps({"id": "d", "text": "x" * (LIMIT + 1)}).encode(), "d", "limit"),
+        # Under the character limit, over the byte limit (2 bytes a character).
+        (json.dumps({"id": "d", "text": "\u00e9" * 501}, ensure_ascii=False).encode(), "d",
+         "`text` is 1002 bytes; the limit is 1000 (EVENTPIPE_MAX_MESSAGE_BYTES)"),
+        (json.dumps({"id": "d", "text": "x" * 601}).encode(), "d",
+         "document 'd' is 601 characters long; the limit is 600 "
+         "(EVENTPIPE_MAX_DOCUMENT_CHARS)"),
     ],
 )
 def test_bad_lines_fail_with_a_clear_reason(raw: bytes, doc_id: str, words: str) -> None:
-    result = parse_line(raw, 3, LIMIT)
+    result = parse_line(raw, 3, LIMITS)
     assert isinstance(result, InvalidLine)
     assert result.doc_id == doc_id
     assert words in result.reason and "line 3" in result.reason
 
 
 def test_valid_line_keeps_extra_fields_as_meta() -> None:
-    result = parse_line(b'{"id": 7, "text": "Hello.", "source": "wire"}', 1, LIMIT)
+    result = parse_line(b'{"id": 7, "text": "Hello.", "source": "wire"}', 1, LIMITS)
     assert result == ValidLine("7", "Hello.", {"source": "wire"})
+
+
+def test_a_document_at_the_character_limit_passes() -> None:
+    result = parse_line(json.dumps({"id": "d", "text": "x" * 600}).encode(), 1, LIMITS)
+    assert isinstance(result, ValidLine) and len(result.text) == 600
 
 
 def test_lines_over_the_limit_are_skipped_without_being_held() -> None:

@@ -196,6 +196,35 @@ def test_server_down_fails_the_document_after_bounded_retries(
         assert "ConnectError" in str(result)
 
 
+def test_an_unreachable_server_is_asked_once_per_call(
+    backends: Callable[..., LLMBackend],
+) -> None:
+    """Within one call, the documents after the first that gave up fail at once (they wait
+    on the retry topic, not on their own retries): one in flight, 0.2 s of backoff each."""
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    started = time.perf_counter()
+    results = backends(url, max_retries=2, max_in_flight=1, backoff_s=0.2).extract_results(
+        [doc(f"Text {i}.") for i in range(8)])
+    assert all(isinstance(r, BackendError) for r in results)
+    # Each of the 8 waiting out its own retries would take 8 x 0.6 s.
+    assert time.perf_counter() - started < 0.6 * 4
+
+
+def test_a_server_back_up_is_asked_at_the_next_call(
+    fake_server: Start, backends: Callable[..., LLMBackend]
+) -> None:
+    """An outage the previous call met is not held against the next one: a document replayed
+    the moment the server is back must be asked, not failed on the old news."""
+    port = closed_port()
+    backend = backends(f"http://127.0.0.1:{port}/v1", max_retries=0)
+    (down,) = backend.extract_results([doc()])
+    assert isinstance(down, BackendError) and "ConnectError" in str(down)
+    server = fake_server(lambda body: json.dumps(ARREST), port=port)
+    (result,) = backend.extract_results([doc()])
+    assert isinstance(result, EventsResult) and result.backend == "openai", result
+    assert len(server.requests) == 1
+
+
 def test_persistent_5xx_fails_the_document(
     fake_server: Start, backends: Callable[..., LLMBackend]
 ) -> None:

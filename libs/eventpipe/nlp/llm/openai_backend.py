@@ -2,8 +2,10 @@
 llama.cpp's server), asked for structured output. Requests run in a pool of
 `llm_max_in_flight` threads, so no more than that many are ever in flight; connection
 errors, 429 and 5xx are retried with exponential backoff. A server found unreachable after
-those retries is not asked again for a short while: the other documents of the call fail at
-once as transient (the stage's retry topic waits out an outage, not the stage itself)."""
+those retries is not asked again in the same call: the other documents of the call fail at
+once as transient (the stage's retry topic waits out an outage, not the stage itself). The
+next call asks again: a document must never fail for good on an outage that ended before it
+was tried (a replay sent right after the server came back, say)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,14 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ResponseFormat = Literal["json_schema", "json_object"]
-# How long a server found unreachable is not asked again: long enough for the rest of a batch
-# to go to the retry topic at once, short enough not to matter once it is back.
-DOWN_FOR_S = 2.0
+
+
+class _Outage:
+    """What one `generate` call learned: the server was not reached (and the reason). Shared
+    by the call's requests only, so it never outlives the call."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
 
 
 class OpenAIGenerator:
@@ -72,9 +79,6 @@ class OpenAIGenerator:
             ),
         )
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="eventpipe-openai")
-        # Until when the server counts as down, and why (set when a request gave up).
-        self._down_until = 0.0
-        self._down_reason = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIGenerator:
@@ -98,7 +102,8 @@ class OpenAIGenerator:
         self, requests: Sequence[Messages], schema: dict[str, Any]
     ) -> list[str | Exception]:
         body_format = self._format(schema)
-        futures = [self._pool.submit(self._complete, m, body_format) for m in requests]
+        outage = _Outage()
+        futures = [self._pool.submit(self._complete, m, body_format, outage) for m in requests]
         answers: list[str | Exception] = []
         for future in futures:
             try:
@@ -123,7 +128,8 @@ class OpenAIGenerator:
         # OpenAI's json_object mode takes no schema; llama.cpp's server constrains to it.
         return {"type": "json_object", "schema": schema}
 
-    def _complete(self, messages: Messages, response_format: dict[str, Any]) -> str:
+    def _complete(self, messages: Messages, response_format: dict[str, Any],
+                  outage: _Outage) -> str:
         payload = {
             "model": self.model,
             "messages": messages,
@@ -131,7 +137,7 @@ class OpenAIGenerator:
             "max_tokens": self.max_tokens,
             "temperature": 0,
         }
-        response = self._post(payload)
+        response = self._post(payload, outage)
         try:
             choice = response.json()["choices"][0]
             content = choice["message"]["content"]
@@ -150,9 +156,9 @@ class OpenAIGenerator:
             raise InvalidOutput(f"no text in the answer (finish_reason {finish!r})")
         return content
 
-    def _post(self, payload: dict[str, Any]) -> httpx.Response:
-        if time.monotonic() < self._down_until:
-            raise BackendUnreachable(self._down_reason)  # the same words: counted as one reason
+    def _post(self, payload: dict[str, Any], outage: _Outage) -> httpx.Response:
+        if outage.reason is not None:
+            raise BackendUnreachable(outage.reason)  # the same words: counted as one reason
         attempts = self.max_retries + 1
         problem = ""
         unreachable = False
@@ -184,8 +190,7 @@ class OpenAIGenerator:
         message = f"no answer from {self.shown_url} after {tries}: {problem}"
         if unreachable:
             # A 5xx may be this request's alone; a server not reached is down for everyone.
-            self._down_reason = message
-            self._down_until = time.monotonic() + DOWN_FOR_S
+            outage.reason = message
         raise BackendUnreachable(message)
 
 

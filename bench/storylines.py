@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
+from eventpipe.checkpoint.model import Checkpoint, CheckpointMetadata
 from eventpipe.linking.batch import compute
-from eventpipe.models import DocumentMessage, job_id_for
+from eventpipe.models import DocumentMessage, JobStatus, job_id_for
 from eventpipe.nlp.events import get_backend
 from eventpipe.nlp.model import load_pipeline
 from eventpipe.settings import Settings
@@ -91,8 +92,12 @@ def run_in_process(docs: list[dict[str, Any]], backend: str) -> tuple[list[Resul
                 raise RuntimeError(f"a stage failed a document: {failed[0]!r}")
         records.extend(result_record(d, "2026-01-01T00:00:00Z") for d in batch)
     stages_s = time.perf_counter() - started
-    checkpoint = {"job_id": job, "batch_id": BATCH, "total_documents": len(records),
-                  "created_at": "2026-01-01T00:00:00Z", "failures": {}}
+    now = "2026-01-01T00:00:00Z"
+    checkpoint = Checkpoint(
+        job_id=job, batch_id=BATCH, status=JobStatus.RUNNING, total_documents=len(records),
+        processed_documents=len(records), failed_documents=0,
+        processed_doc_ids=[r["id"] for r in records], failed_doc_ids=[], created_at=now,
+        updated_at=now, metadata=CheckpointMetadata(started_at=now))
     started = time.perf_counter()
     outputs = compute(settings, checkpoint, records)
     batch_s = time.perf_counter() - started

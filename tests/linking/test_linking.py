@@ -15,7 +15,7 @@ from pipeline_helpers import checkpoint, through_pipeline
 from eventpipe.linking.batch import compute, document_profile
 from eventpipe.linking.clustering import OnlineStorylines
 from eventpipe.linking.items import event_items
-from eventpipe.linking.links import MAX_BLOCK, candidate_pairs, link_events
+from eventpipe.linking.links import MAX_BLOCK, MAX_LINKS_PER_EVENT, candidate_pairs, link_events
 from eventpipe.settings import Settings
 
 # Two wordings of the same shape: five articles on a disaster in a city, five on a company
@@ -143,6 +143,29 @@ def test_blocking_never_compares_every_pair() -> None:
     assert len(pairs) == 250 * 6
     assert MAX_BLOCK < 1000
     assert len(link_events(event_items(records), {}, 0.5)) == 250 * 6
+
+
+def test_each_event_keeps_its_strongest_links_only() -> None:
+    # 100 documents of one storyline, each with one "meet" event: 4,950 candidate pairs above
+    # the threshold. Each event keeps its strongest partners: those sharing its participant.
+    n = 100
+    records = [{"id": f"d{i:03d}", "events": [{
+        "trigger": "met", "lemma": "meet", "type": "meeting",
+        "participants": [{"text": f"P{i % 5}", "role": "agent", "label": "PERSON",
+                          "key": f"p{i % 5}"}]}]} for i in range(n)]
+    items = event_items(records)
+    storyline_of = {r["id"]: "s1" for r in records}
+    assert len(candidate_pairs(items, storyline_of)) == n * (n - 1) // 2
+    links = link_events(items, storyline_of, 0.3)
+    assert len(links) <= n * MAX_LINKS_PER_EVENT
+    per_doc: dict[str, list[str]] = {}
+    for link in links:
+        per_doc.setdefault(link.source.doc_id, []).append(link.target.doc_id)
+        per_doc.setdefault(link.target.doc_id, []).append(link.source.doc_id)
+    assert len(per_doc) == n
+    for doc, partners in per_doc.items():
+        shared = [p for p in partners if int(p[1:]) % 5 == int(doc[1:]) % 5]
+        assert len(shared) >= min(MAX_LINKS_PER_EVENT, n // 5 - 1)
 
 
 def test_links_and_storylines_are_the_same_in_every_process(

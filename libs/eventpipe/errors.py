@@ -37,7 +37,7 @@ raise from it. The classes keep their old homes as names too (`eventpipe.storage
     ├── StackError                 (also RuntimeError) the local services
     └── StopRequested              not a failure: shutdown was asked for while waiting
 
-The `eventpipe` command turns them into exit codes in one place (`eventpipe.cli.main`):
+The `eventpipe` command turns them into exit codes in one place (`eventpipe.cli.errors`):
 usage and input errors and a broker's configuration exit 2, every other one 1. The
 console's HTTP API answers a usage error with 400, `UnknownJob` with 404 and `Refused` with
 409, the same message.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.cli.tables import counts_table, failures_table, on_terminal, show
 from eventpipe.errors import Refused, UsageError
 from eventpipe.jobs import require_checkpoint, resolve_job
 from eventpipe.kafka.clients import make_producer, produce
@@ -137,9 +138,17 @@ def cmd_list(settings: Settings, job: str, stage: str | None, reason: str | None
                           "failures": [r.summary() for r in rows], **counts(rows)},
                          indent=2, ensure_ascii=False))
         return 0
-    print(f"job {job_id} (batch {cp['batch_id']}, {cp['status']}): {len(rows)} failed "
-          "document(s)" + (" matching" if stage or reason else ""))
+    title = (f"job {job_id} (batch {cp['batch_id']}, {cp['status']}): {len(rows)} failed "
+             "document(s)" + (" matching" if stage or reason else ""))
     replaying = cp["metadata"].get("replaying_doc_ids", [])
+    if on_terminal():
+        c = counts(rows)
+        show([failures_table([r.summary() for r in rows], title),
+              *([counts_table(c["by_stage"], c["by_reason"])] if rows else []),
+              *([f"({len(replaying)} more being replayed, not done yet)"] if replaying
+                else [])])
+        return 0
+    print(title)
     if replaying:
         print(f"  ({len(replaying)} more being replayed, not done yet)")
     for r in rows:

@@ -7,8 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
+
 from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
+from eventpipe.cli import options
 from eventpipe.cli.errors import UsageError
 from eventpipe.constants import TIME_FORMAT
 from eventpipe.errors import StackError
@@ -164,3 +167,18 @@ def cleanup(settings: Settings, older_than: str) -> int:
     where = "" if writer is not None else " (no broker running: files only)"
     print(f"{removed} job(s) removed{where}")
     return 0
+
+
+COMMANDS = [
+    options.command("up", lambda args, settings: up(settings),
+                    [options.data_dir(), options.broker()],
+                    "Start the stack in the background; returns when it is ready."),
+    options.command("down", lambda args, settings: down(settings), [options.data_dir()],
+                    "Stop the background stack."),
+    options.command("ps", lambda args, settings: ps(settings), [options.data_dir()],
+                    "List the stack's processes, the bootstrap address and the console's URL."),
+    options.command("cleanup", lambda args, settings: cleanup(settings, args.older_than), [
+        options.data_dir(),
+        click.Option(["--older-than"], required=True, help="age, e.g. 7d, 12h, 30m")],
+        "Remove checkpoints of jobs that ended long ago."),
+]

@@ -12,6 +12,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Arms the test-only hooks (`test_kill_doc_id`) when "1": a setting alone, say from a chart's
+# values or an env file, cannot turn them on. Not a setting: the stack passes it through.
+TEST_HOOKS_ENV = "EVENTPIPE_TEST_HOOKS"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EVENTPIPE_", extra="ignore")
@@ -159,6 +163,16 @@ class Settings(BaseSettings):
         300_000, ge=1000, description="Longest document text (characters) ingest accepts: the "
         "most ner and dp hold within a 2 GiB limit (bench/doc_memory.py, docs/deployment.md).",
     )
+    max_stage_kills: int = Field(
+        2, ge=1, description="A document in flight each time a stage process died this often "
+        "(the OOM killer, a crash in native code) is failed without being processed again. "
+        "The first kill may be a neighbour's doing: the batch is then processed one by one.",
+    )
+    test_kill_doc_id: str | None = Field(
+        None, description="Tests only: a stage about to process the document with this id "
+        "kills its own process (SIGKILL), as the OOM killer would. Honoured only when "
+        "EVENTPIPE_TEST_HOOKS=1 is in the service's environment.",
+    )
     stage_batch_size: int = Field(
         64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
     )
@@ -267,6 +281,13 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return self.data_dir / "checkpoints"
+
+    @property
+    def armed_kill_doc_id(self) -> str | None:
+        """`test_kill_doc_id` when the test hooks are armed, else None."""
+        if self.test_kill_doc_id and os.environ.get(TEST_HOOKS_ENV) == "1":
+            return self.test_kill_doc_id
+        return None
 
 
 def load_settings() -> Settings:

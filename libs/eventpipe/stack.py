@@ -28,7 +28,7 @@ from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
 from eventpipe.kafka.topics import ensure_topics
 from eventpipe.processes import die_with_parent, pid_alive, start_ticks, wait_gone
-from eventpipe.settings import Settings
+from eventpipe.settings import TEST_HOOKS_ENV, Settings
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,8 @@ class Stack:
 
     def service_env(self, service: str | None = None) -> dict[str, str]:
         # The settings object is the one source: inherited EVENTPIPE_* variables are replaced.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("EVENTPIPE_") or k == TEST_HOOKS_ENV}
         # One BLAS thread per process: the stages already run in parallel processes, and
         # measured here spaCy ran 10-40% faster single-threaded than with a thread per core.
         for var in BLAS_THREAD_VARS:

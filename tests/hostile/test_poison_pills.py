@@ -23,7 +23,7 @@ from eventpipe.api.tokens import Tokens
 from eventpipe.jobs import submit
 from eventpipe.kafka.clients import make_producer, make_reader
 from eventpipe.models import MAX_ID_LENGTH, FailedDocument, job_id_for
-from eventpipe.settings import Settings
+from eventpipe.settings import TEST_HOOKS_ENV, Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_checkpoint_or_none, read_results, wait_checkpoint
@@ -346,5 +346,43 @@ def test_documents_over_the_character_limit_fail_at_ingest_on_every_path(
             assert "EVENTPIPE_MAX_DOCUMENT_CHARS" in failure["error"]
             ids = Counter(r["id"] for r in read_results(results_path(s.data_dir, batch)))
             assert ids == Counter(d["id"] for d in docs if d is not long_doc), batch
+    finally:
+        stack.stop()
+
+
+@pytest.mark.timeout(600)
+def test_a_document_that_kills_its_stage_twice_fails_and_the_batch_completes(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document that kills the NER process (the test hook SIGKILLs it, as the OOM killer
+    would) while the supervisor starts it again: the batch it came in is split, the document
+    kills NER a second time alone and is then failed with that reason; every other document
+    is processed exactly once, and the stage goes on."""
+    monkeypatch.setenv(TEST_HOOKS_ENV, "1")
+    stack = Stack(settings.model_copy(update={"test_kill_doc_id": "killer"}),
+                  services=("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest"))
+    stack.start()
+    try:
+        s = stack.settings
+        good = corpus_lines(8, seed=41)
+        killer = json.dumps({"id": "killer", "text": "Police arrested a man in Lyon."})
+        path = tmp_path / "killer.jsonl"
+        path.write_text("\n".join([*good[:4], killer, *good[4:]]) + "\n")
+        job_id = submit(s, path, "killer").job_id
+        cp = wait_checkpoint(s, job_id, lambda c: c["status"] != "RUNNING", timeout_s=500,
+                             stack=stack)  # starts dead services again, as `run` and `up` do
+        assert cp["status"] == "COMPLETED", cp.get("metadata")
+        assert (cp["processed_documents"], cp["failed_documents"]) == (8, 1)
+        failure = cp["failures"]["killer"]
+        assert failure["stage"] == "ner", failure
+        assert "killed the ner process 2 times" in failure["error"], failure
+        ids = Counter(r["id"] for r in read_results(results_path(s.data_dir, "killer")))
+        assert ids == Counter(json.loads(line)["id"] for line in good)
+        # Killed exactly twice (the first time with its neighbours, then alone); no other
+        # service died.
+        assert {name: p.restarts for name, p in stack.procs.items()} == {
+            name: 2 if name == "ner" else 0 for name in stack.procs}
+        before = pids(stack)
+        completes_once(stack, tmp_path, "after-killer")
+        assert_untouched(stack, before)
     finally:
         stack.stop()

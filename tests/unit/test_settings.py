@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from eventpipe.settings import load_settings
+from eventpipe.settings import Settings, load_settings
 from eventpipe.stack import settings_env
 
 
@@ -47,3 +47,19 @@ def test_each_local_service_gets_only_the_secrets_it_uses() -> None:
     assert "EVENTPIPE_LLM_API_KEY" not in sink
     assert llm["EVENTPIPE_LLM_API_KEY"] == "sk-llm" and "EVENTPIPE_POSTGRES_DSN" not in llm
     assert all(env["EVENTPIPE_SASL_PASSWORD"] == "kafka-pw" for env in (ner, sink, llm))
+
+
+def test_the_kill_hook_is_honoured_only_with_the_test_hooks_variable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from eventpipe.settings import TEST_HOOKS_ENV
+    from eventpipe.stack import Stack
+
+    monkeypatch.delenv(TEST_HOOKS_ENV, raising=False)
+    settings = Settings(test_kill_doc_id="d1", data_dir=tmp_path)
+    assert settings.armed_kill_doc_id is None
+    assert TEST_HOOKS_ENV not in Stack(settings).service_env("ner")
+    monkeypatch.setenv(TEST_HOOKS_ENV, "1")
+    assert settings.armed_kill_doc_id == "d1"
+    # The local stack hands the variable to its services with the setting.
+    env = Stack(settings).service_env("ner")
+    assert env[TEST_HOOKS_ENV] == "1" and env["EVENTPIPE_TEST_KILL_DOC_ID"] == "d1"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,6 +26,7 @@ from eventpipe.models import (
     utc_now,
 )
 from eventpipe.runtime.idle import IdleRelease
+from eventpipe.runtime.kills import KillGuard, kills_dir
 from eventpipe.runtime.loop import ConsumeLoop
 from eventpipe.runtime.metrics import (
     DOCUMENTS_FAILED,
@@ -109,6 +112,11 @@ def failure_for_undecodable(value: bytes | None, stage: Stage, exc: Exception) -
     )
 
 
+def kill_key(doc: DocumentMessage) -> str:
+    """A document's strikes are its own per replay: a replayed one starts with none."""
+    return f"{doc.job_id}/{doc.doc_id}/{doc.replays}"
+
+
 def process_isolated(process: ProcessBatch, docs: Sequence[DocumentMessage]) -> list[StageResult]:
     """Process a batch; if the batch call itself raises, retry one document at a time so
     that one bad document fails alone."""
@@ -161,6 +169,7 @@ class StageRunner:
             on_poison=self._poisoned,
         )
         self.idle = IdleRelease(settings.idle_release_s, release)
+        self.kills = KillGuard(kills_dir(settings.data_dir, stage.value))
 
     def _tick(self) -> None:
         self.idle.tick()
@@ -237,8 +246,35 @@ class StageRunner:
         if not docs:
             return
         self.idle.busy()
+        keys = [kill_key(doc) for doc in docs]
+        strikes = self.kills.strikes(keys)
+        clean: list[int] = []
+        for i, key in enumerate(keys):
+            kills = strikes.get(key, 0)
+            if kills >= self.settings.max_stage_kills:
+                # It would only kill the process again, and stop its partition for good.
+                self._failed(docs[i], raws[i], f"killed the {self.stage.value} process "
+                             f"{kills} times (out of memory, or a crash in native code); "
+                             "not processed again")
+            elif kills:
+                # In flight when a worker died: alone, so that only the guilty one dies again.
+                log.warning("processing alone: in flight when a worker died",
+                            extra={"job_id": docs[i].job_id, "doc_id": docs[i].doc_id})
+                self._process([docs[i]], [raws[i]], [key], suspect=True)
+            else:
+                clean.append(i)
+        if clean:
+            self._process([docs[i] for i in clean], [raws[i] for i in clean],
+                          [keys[i] for i in clean], suspect=False)
+
+    def _process(self, docs: list[DocumentMessage], raws: list[bytes], keys: list[str],
+                 suspect: bool) -> None:
         started = time.perf_counter()
-        results = process_isolated(self.process, docs)
+        with self.kills.in_flight(keys):
+            self._test_kill(docs)
+            results = process_isolated(self.process, docs)
+        if suspect:
+            self.kills.forget(keys)  # it did not kill the process this time
         per_doc_ms = (time.perf_counter() - started) * 1000 / len(docs)
         for doc, raw, result in zip(docs, raws, results, strict=True):
             if isinstance(result, Exception):
@@ -256,7 +292,15 @@ class StageRunner:
             self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value)
             DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
 
+    def _test_kill(self, docs: list[DocumentMessage]) -> None:
+        """The test hook of EVENTPIPE_TEST_KILL_DOC_ID: die as the OOM killer would kill."""
+        target = self.settings.armed_kill_doc_id
+        if target is not None and any(doc.doc_id == target for doc in docs):
+            log.warning("test hook: killing this process", extra={"doc_id": target})
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def run(self) -> None:
+        self.kills.open()
         self.control.start_caught_up()
         self.retries.start()
         self.loop.install_signal_handlers()
@@ -265,3 +309,4 @@ class StageRunner:
         finally:
             self.retries.close()
             self.control.close()
+            self.kills.close()

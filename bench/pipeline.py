@@ -93,13 +93,23 @@ def pipeline(docs_path: Path, data_dir: Path, broker: str = "embedded"
         started = time.perf_counter()
         job_id = submit(stack.settings, docs_path, "bench").job_id
         cp_path = stack.settings.checkpoint_dir / f"{job_id}.json"
+        all_done: float | None = None  # when the checkpoint first counted every document
         while True:
             if cp_path.exists():
                 cp = json.loads(cp_path.read_text())
+                if all_done is None and cp["processed_documents"] + cp[
+                        "failed_documents"] >= cp["total_documents"]:
+                    all_done = time.perf_counter()
                 if cp["status"] != "RUNNING":
                     break
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        tail = time.perf_counter() - (all_done or time.perf_counter())
+        linked = [json.loads(line) for line in (stack.settings.data_dir / "logs" / "linker.log")
+                  .read_text().splitlines() if '"linked"' in line]
+        print(f"last document -> COMPLETED {tail:.2f} s (batch-level step "
+              f"{linked[-1]['ms'] / 1000 if linked else float('nan'):.2f} s, storylines formed "
+              f"while the job ran: {linked[-1].get('live') if linked else None})")
         # CPU seconds during (b) tell a slow machine (more CPU for the same work) from a stall.
         for name, pid in sorted(pids.items()):
             print(f"{name:<10} peak RSS {peak_rss_mb(pid):7.1f} MB   "

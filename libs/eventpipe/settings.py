@@ -219,6 +219,10 @@ class Settings(BaseSettings):
         0.12, gt=0, le=1, description="Storylines: the lowest average TF-IDF similarity of a "
         "document to a story's documents that adds it to the story."
     )
+    live_storylines_s: float = Field(
+        5.0, ge=0, description="How often the linker rewrites a running job's storylines so "
+        "far (`storylines_<batch>.jsonl`, marked provisional); 0: not at all."
+    )
     fsync: bool = Field(True, description="fsync results before they count as processed.")
     checkpoint_flush_interval_s: float = Field(
         0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."

@@ -155,7 +155,10 @@ def create_app(settings: Settings, tokens: Tokens,
 
     def batch_file(job: str, kind: Any) -> Path:
         cp = views.require(resolve_job(settings, job), job)
-        if cp["status"] != JobStatus.COMPLETED.value:
+        # A running job's storylines so far are there too, marked provisional.
+        if cp["status"] != JobStatus.COMPLETED.value and not (
+                kind == "storylines" and cp["status"] in (JobStatus.RUNNING.value,
+                                                          JobStatus.PAUSED.value)):
             raise Refused(f"job {cp['job_id']} is {cp['status']}: links, storylines and "
                           "statistics are written when it is COMPLETED")
         path: Path = batch_output_path(settings.data_dir, cp["batch_id"], kind)
@@ -164,7 +167,8 @@ def create_app(settings: Settings, tokens: Tokens,
                                 "backend writes them (EVENTPIPE_JSONL_ENABLED)")
         return path
 
-    @api.get("/jobs/{job}/storylines", summary="Storylines of a COMPLETED job",
+    @api.get("/jobs/{job}/storylines", summary="Storylines of a job: final once it is "
+             "COMPLETED, so far (`provisional`) while it runs",
              dependencies=[READ])
     def storylines(job: str = JOB, offset: int = OFFSET, limit: int = LIMIT
                    ) -> dict[str, Any]:

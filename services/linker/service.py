@@ -8,8 +8,10 @@ from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import JobState
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.errors import StopRequested
-from eventpipe.kafka.clients import make_producer
+from eventpipe.kafka.clients import make_consumer, make_producer
+from eventpipe.kafka.topics import Topics
 from eventpipe.linking.finish import finish_job
+from eventpipe.linking.live import LiveStorylines, profile_from_message
 from eventpipe.models import JobStatus
 from eventpipe.runtime.health import HEARTBEAT, READINESS
 from eventpipe.runtime.loop import ready_file
@@ -17,6 +19,7 @@ from eventpipe.runtime.service import install_stop_handlers, main_for
 from eventpipe.settings import Settings
 from eventpipe.storage.base import Backend
 from eventpipe.storage.factory import open_backends
+from eventpipe.storage.jsonl import JsonlStore
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,55 @@ class Linker:
         self.stop = stop
         self.reader = CheckpointReader(settings)
         self.writer = CheckpointWriter(settings, make_producer(settings))
+        # Every processed document passes the events topic on its way to the sink: the
+        # linker reads it too, in its own group, to form storylines as documents come.
+        self.live = LiveStorylines(settings.storyline_threshold)
+        self.events = make_consumer(settings, f"{settings.topic_prefix}-linker",
+                                    **{"enable.auto.commit": True})
+        self.events.subscribe([Topics.from_settings(settings).events])
+        self.written_at = time.monotonic()
+
+    def read_events(self, timeout_s: float = 0.0) -> None:
+        """Place the documents that reached the events topic since the last call."""
+        table = self.reader.table
+        while msgs := self.events.consume(num_messages=500, timeout=timeout_s):
+            for msg in msgs:
+                found = None if msg.error() else profile_from_message(msg.value() or b"")
+                if found is None:
+                    continue
+                job_id, batch_id, profile = found
+                state = table.jobs.get(job_id)
+                if state is None or table.status(state) in (JobStatus.RUNNING,
+                                                             JobStatus.PAUSED):
+                    self.live.add(job_id, batch_id, profile)
+
+    def write_live(self) -> None:
+        """Every `live_storylines_s`, the storylines so far of each job whose live state
+        holds every document processed so far (after a linker restart it does not: the end
+        step then clusters the saved documents)."""
+        every = self.settings.live_storylines_s
+        if not every or time.monotonic() - self.written_at < every:
+            return
+        self.written_at = time.monotonic()
+        table = self.reader.table
+        jsonl = [b for b in self.backends if isinstance(b, JsonlStore)]
+        for job_id in self.live.changed():
+            state = table.jobs.get(job_id)
+            clustering = self.live.clustering(job_id)
+            if state is None or clustering is None:
+                continue  # the checkpoint topic has not told about the job yet
+            if table.status(state) not in (JobStatus.RUNNING, JobStatus.PAUSED):
+                self.live.forget(job_id)  # stopped or failed: a resume starts over
+                continue
+            if not state.processed.keys() <= clustering.story_of.keys():
+                continue
+            batch_id, rows = self.live.snapshot(job_id)
+            for backend in jsonl:
+                try:
+                    backend.save_live_storylines(batch_id, rows)
+                except OSError as exc:  # the next refresh tries again
+                    log.warning("cannot write the storylines so far",
+                                extra={"job_id": job_id, "reason": str(exc)})
 
     def ready_jobs(self) -> list[JobState]:
         table = self.reader.table
@@ -46,16 +98,23 @@ class Linker:
                 # Caught up first, so a job is judged on everything recorded so far.
                 while self.reader.poll(timeout_s=0.2):
                     pass
-                for state in self.ready_jobs():
+                self.read_events()
+                finishing = self.ready_jobs()
+                if finishing:  # their last documents may still be on the way
+                    self.read_events(timeout_s=0.05)
+                for state in finishing:
                     checkpoint = self.reader.table.to_checkpoint(state)
                     record = finish_job(self.settings, self.writer, checkpoint, self.backends,
-                                        self.stop)
+                                        self.stop, self.live.clustering(state.job_id))
+                    self.live.forget(state.job_id)
                     self.reader.table.apply_record(record)
+                self.write_live()
                 time.sleep(0.1)
         except StopRequested:
             log.info("stopped while a backend was down; the job is linked at the next start")
         finally:
             self.reader.close()
+            self.events.close()
             ready.unlink(missing_ok=True)
             for backend in self.backends:
                 backend.close()

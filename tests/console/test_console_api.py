@@ -3,6 +3,7 @@ rules, size limits, uploads, and the batch-level results read from the data dire
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -25,6 +26,7 @@ from eventpipe.inbox import inbox_dir
 from eventpipe.jobs import send_control
 from eventpipe.models import ControlCommand, job_id_for
 from eventpipe.settings import Settings
+from eventpipe.storage.jsonl import batch_output_path
 from services.console.app import create_app
 
 PROBLEM = "application/problem+json"
@@ -124,8 +126,14 @@ def test_failures_storylines_links_and_stats(client: TestClient, offline: Settin
     r = client.get("/api/v1/jobs/b_fail/failures", headers=READ).json()
     assert r["failures"] == [{"doc_id": "d7", "stage": "ner",
                               "error": "ValueError: text too long"}]
-    r = client.get("/api/v1/jobs/b_fail/storylines", headers=READ)
+    r = client.get("/api/v1/jobs/b_fail/links", headers=READ)
     assert r.status_code == 409 and "written when it is COMPLETED" in r.json()["detail"]
+    # A running job's storylines so far, once the linker has written them.
+    assert client.get("/api/v1/jobs/b_fail/storylines", headers=READ).status_code == 404
+    batch_output_path(offline.data_dir, "b_fail", "storylines").write_text(json.dumps(
+        {"storyline_id": "x-live0001", "doc_ids": ["d1", "d2"], "provisional": True}) + "\n")
+    so_far = client.get("/api/v1/jobs/b_fail/storylines", headers=READ).json()
+    assert so_far["total"] == 1 and so_far["storylines"][0]["provisional"] is True
 
     write_job(offline, "b_ok", "COMPLETED", processed=5)
     assert client.get("/api/v1/jobs/b_ok/stats", headers=READ).status_code == 404

@@ -53,13 +53,17 @@ def document_profile(record: ResultRecord) -> Profile:
                       published(record.get("meta") or {}))
 
 
-def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultRecord]
-            ) -> BatchOutputs:
+def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultRecord],
+            live: OnlineStorylines | None = None) -> BatchOutputs:
+    """`live`: the stories the linker formed while the job ran, used when they hold exactly
+    the saved documents; else the documents are clustered again in the order they were saved."""
     job_id = checkpoint.job_id
     started = time.perf_counter()
-    clustering = OnlineStorylines(settings.storyline_threshold)
-    for record in records:  # in the order they were saved
-        clustering.add(document_profile(record))
+    clustering = live
+    if clustering is None or set(clustering.story_of) != {r["id"] for r in records}:
+        clustering = OnlineStorylines(settings.storyline_threshold)
+        for record in records:
+            clustering.add(document_profile(record))
     groups = clustering.finish()
     items = event_items(records)
     storylines = build_storylines(job_id, groups, items,
@@ -67,7 +71,7 @@ def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultReco
     storyline_of = {d: s["storyline_id"] for s in storylines for d in s["doc_ids"]}
     links = link_events(items, storyline_of, settings.link_threshold)
     log.info("linked", extra={"job_id": job_id, "events": len(items), "links": len(links),
-                              "storylines": len(storylines),
+                              "storylines": len(storylines), "live": clustering is live,
                               "ms": round((time.perf_counter() - started) * 1000, 1)})
     try:
         created = datetime.strptime(checkpoint.created_at, TIME_FORMAT)
@@ -78,11 +82,11 @@ def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultReco
     return BatchOutputs([link.to_json(job_id) for link in links], storylines, stats)
 
 
-def run_batch_level(settings: Settings, checkpoint: Checkpoint, backends: list[Backend]
-                    ) -> BatchOutputs:
+def run_batch_level(settings: Settings, checkpoint: Checkpoint, backends: list[Backend],
+                    live: OnlineStorylines | None = None) -> BatchOutputs:
     job_id, batch_id = checkpoint.job_id, checkpoint.batch_id
     try:
-        outputs = compute(settings, checkpoint, load_records(backends, job_id, batch_id))
+        outputs = compute(settings, checkpoint, load_records(backends, job_id, batch_id), live)
         for backend in backends:
             backend.save_batch_outputs(job_id, batch_id, outputs.links, outputs.storylines,
                                        outputs.stats)

@@ -11,6 +11,7 @@ from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.errors import BatchLevelError
 from eventpipe.linking.batch import run_batch_level
+from eventpipe.linking.clustering import OnlineStorylines
 from eventpipe.models import JobStatus, StatusRecord, utc_now
 from eventpipe.runtime.loop import is_transient
 from eventpipe.settings import Settings
@@ -21,13 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def finish_job(settings: Settings, writer: CheckpointWriter, checkpoint: Checkpoint,
-               backends: list[Backend], stop: threading.Event) -> StatusRecord:
+               backends: list[Backend], stop: threading.Event,
+               live: OnlineStorylines | None = None) -> StatusRecord:
     """Run the batch-level step and record the outcome; raises StopRequested if `stop` is
-    set while a backend is unreachable (nothing is recorded then)."""
+    set while a backend is unreachable (nothing is recorded then). `live`: the job's stories
+    formed while it ran (eventpipe.linking.live)."""
     job_id = checkpoint.job_id
     try:
         outputs = retry_unavailable(
-            "batch-level storage", lambda: run_batch_level(settings, checkpoint, backends),
+            "batch-level storage", lambda: run_batch_level(settings, checkpoint, backends, live),
             stop, settings.backend_retry_max_s)
         record = StatusRecord(job_id=job_id, status=JobStatus.COMPLETED, at=utc_now())
         log.info("job completed", extra={"job_id": job_id, "links": len(outputs.links),

@@ -171,6 +171,11 @@ class JsonlStore:
         atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "batch_stats"),
                            json.dumps(stats, indent=2, ensure_ascii=False).encode(), self.fsync)
 
+    def save_live_storylines(self, batch_id: str, storylines: Sequence[dict[str, Any]]) -> None:
+        """A running job's storylines so far, in the file the end step replaces."""
+        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "storylines"),
+                           b"".join(encode_line(r) for r in storylines), self.fsync)
+
     def load_documents(self, batch_id: str, job_id: str) -> list[ResultRecord]:
         path = results_path(self.data_dir, batch_id)
         if not path.exists():

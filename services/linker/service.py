@@ -36,7 +36,9 @@ class Linker:
         # linker reads it too, in its own group, to form storylines as documents come.
         self.live = LiveStorylines(settings.storyline_threshold)
         self.events = make_consumer(settings, f"{settings.topic_prefix}-linker",
-                                    **{"enable.auto.commit": True})
+                                    **{"enable.auto.commit": True,
+                                       # Not latency-bound: fewer idle fetches for the broker.
+                                       "fetch.wait.max.ms": 500})
         self.events.subscribe([Topics.from_settings(settings).events])
         self.written_at = time.monotonic()
 
@@ -53,6 +55,16 @@ class Linker:
                 if state is None or table.status(state) in (JobStatus.RUNNING,
                                                              JobStatus.PAUSED):
                     self.live.add(job_id, batch_id, profile)
+
+    def catch_up(self, state: JobState, wait_s: float = 1.0) -> None:
+        """Read the events topic until the job's live stories hold every processed document
+        (the last ones may still be on the way), for at most `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while (clustering := self.live.clustering(state.job_id)) is not None and not (
+                state.processed.keys() <= clustering.story_of.keys()):
+            if time.monotonic() > deadline:
+                return
+            self.read_events(timeout_s=0.05)
 
     def write_live(self) -> None:
         """Every `live_storylines_s`, the storylines so far of each job whose live state
@@ -100,9 +112,8 @@ class Linker:
                     pass
                 self.read_events()
                 finishing = self.ready_jobs()
-                if finishing:  # their last documents may still be on the way
-                    self.read_events(timeout_s=0.05)
                 for state in finishing:
+                    self.catch_up(state)
                     checkpoint = self.reader.table.to_checkpoint(state)
                     record = finish_job(self.settings, self.writer, checkpoint, self.backends,
                                         self.stop, self.live.clustering(state.job_id))

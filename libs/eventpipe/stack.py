@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pydantic import SecretStr
 from eventpipe.api.tokens import token_source
 from eventpipe.checkpoint.restore import restore_from_files
 from eventpipe.errors import StackError as StackError
-from eventpipe.kafka.broker import EmbeddedBroker
+from eventpipe.kafka.broker import EmbeddedBroker, free_port
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
 from eventpipe.kafka.topics import ensure_topics
@@ -382,14 +381,6 @@ class Stack:
         stack.procs = dict(state.services)
         stack.console_port = state.console_port
         return stack
-
-
-def free_port() -> int:
-    """A loopback port free now (the console binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
+from eventpipe.kafka.broker_process import BrokerProcess
 from eventpipe.kafka.errors import BrokerStartError
 from eventpipe.processes import die_with_parent
 
@@ -48,8 +47,10 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(BrokerProcess):
     """Starts Tansu on a loopback port and stops it; use as a context manager."""
+
+    name = "the embedded broker"
 
     def __init__(
         self,
@@ -58,17 +59,13 @@ class EmbeddedBroker:
         log_path: Path | None = None,
         tie_to_parent: bool = True,
     ) -> None:
+        super().__init__()
         self.tie_to_parent = tie_to_parent
         self.port = port or free_port()
         self.binary = find_broker_binary(binary)
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
         # Tansu reads a `.env` file from its working directory: give it an empty one.
         self._cwd = tempfile.TemporaryDirectory(prefix="eventpipe-broker-")
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
 
     @property
     def bootstrap(self) -> str:
@@ -94,40 +91,10 @@ class EmbeddedBroker:
         )
         if not isinstance(log, int):
             log.close()
-        deadline = time.monotonic() + timeout_s
-        while not port_open(self.port):
-            if self.process.poll() is not None:
-                raise BrokerStartError(
-                    f"embedded broker exited with code {self.process.returncode}"
-                    + (f"; see {self.log_path}" if self.log_path else "")
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerStartError(f"embedded broker did not listen within {timeout_s} s")
-            time.sleep(0.05)
+        see = f"; see {self.log_path}" if self.log_path else ""
+        self._wait_ready(lambda: port_open(self.port), timeout_s, 0.05, lambda code:
+                         BrokerStartError(f"embedded broker exited with code {code}{see}"), see)
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM, then wait for the exit: a new broker on the same port fails until then."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+    def stop(self, timeout_s: float | None = None) -> None:
+        super().stop(timeout_s)
         self._cwd.cleanup()
-
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -10,15 +10,14 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from eventpipe.kafka.broker import free_port, port_open
+from eventpipe.kafka.broker_process import BrokerProcess
 from eventpipe.kafka.errors import BrokerConfigError, BrokerStartError
 from eventpipe.processes import die_with_parent
 
@@ -92,12 +91,15 @@ def _bindable(port: int) -> bool:
         return True
 
 
-class LocalKafka:
+class LocalKafka(BrokerProcess):
     """One KRaft node under `home` (config in it, log directory `home/data`); its output goes
     to `log_path`. Ports are kept in the config, so the next start reuses them.
 
     Alone it is its own quorum. Several on loopback make a cluster (tests): give each its
     `node_id`, the same `voters` ({node id: controller port}) and the same `cluster_id`."""
+
+    name = "Apache Kafka"
+    stop_timeout_s = 60.0  # a controlled shutdown closes the logs cleanly
 
     def __init__(
         self,
@@ -115,6 +117,7 @@ class LocalKafka:
         cluster_id: str | None = None,
         controller_port: int = 0,
     ) -> None:
+        super().__init__()
         self.home = home
         self.log_dir = home / "data"
         self.config_path = home / "server.properties"
@@ -129,7 +132,7 @@ class LocalKafka:
         self.cluster_id = cluster_id
         self.port, self.controller_port = self._ports(port, controller_port)
         self.voters = voters or {node_id: self.controller_port}
-        self.process: subprocess.Popen[bytes] | None = None
+        self._admin: AdminClient | None = None  # asks whether it serves, once its port opens
 
     def _ports(self, port: int, controller_port: int) -> tuple[int, int]:
         """A restart keeps the ports of the last start, so clients and the recorded stack
@@ -148,10 +151,6 @@ class LocalKafka:
         while controller == client:
             controller = free_port()
         return client, controller
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
 
     @property
     def bootstrap(self) -> str:
@@ -235,7 +234,8 @@ class LocalKafka:
                 start_new_session=True,
                 preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
-        self._wait_ready(timeout_s, start_at)
+        self._wait_ready(self._serving, timeout_s, 0.2,
+                         lambda code: self._exited(code, start_at), f"; see {self.log_path}")
 
     def _format(self, java: str, libs: Path) -> None:
         # `--cluster-id=ID` in one argument: an id may start with "-".
@@ -251,55 +251,20 @@ class LocalKafka:
             raise BrokerStartError(f"formatting {self.log_dir} failed: "
                                    f"{_first_error(result.stdout + result.stderr)}")
 
-    def _wait_ready(self, timeout_s: float, log_offset: int) -> None:
-        """Ready when the broker lists itself in a metadata answer: its port opens before
-        it has joined its own quorum."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout_s
-        admin: AdminClient | None = None
-        while True:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise BrokerConfigError(
-                    f"Apache Kafka exited with code {code} while starting: "
-                    f"{_first_error(_read_from(self.log_path, log_offset))} "
-                    f"(see {self.log_path})")
-            if port_open(self.port):
-                admin = admin or AdminClient({"bootstrap.servers": self.bootstrap})
-                with contextlib.suppress(KafkaException):  # not answering yet
-                    if admin.list_topics(timeout=2).brokers:
-                        return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerStartError(f"Apache Kafka did not start within {timeout_s} s; "
-                                       f"see {self.log_path}")
-            time.sleep(0.2)
+    def _serving(self) -> bool:
+        """Whether the broker lists itself in a metadata answer: its port opens before it has
+        joined its own quorum."""
+        if not port_open(self.port):
+            return False
+        self._admin = self._admin or AdminClient({"bootstrap.servers": self.bootstrap})
+        with contextlib.suppress(KafkaException):  # not answering yet
+            return bool(self._admin.list_topics(timeout=2).brokers)
+        return False
 
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """SIGTERM (a controlled shutdown that closes the logs cleanly), then wait."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> LocalKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _exited(self, code: int, log_offset: int) -> BrokerConfigError:
+        return BrokerConfigError(f"Apache Kafka exited with code {code} while starting: "
+                                 f"{_first_error(_read_from(self.log_path, log_offset))} "
+                                 f"(see {self.log_path})")
 
 
 def _read_from(path: Path, offset: int) -> str:

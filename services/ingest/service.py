@@ -11,7 +11,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from eventpipe.checkpoint.reader import CheckpointReader
-from eventpipe.checkpoint.state import TERMINAL, JobState
+from eventpipe.checkpoint.state import TERMINAL, JobState, refusal
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.control.messages import InvalidControlMessage, parse_control
 from eventpipe.inbox import InputRefused, allowed_input
@@ -135,15 +135,12 @@ class Ingest:
         self.checkpoints.flush()
 
     def _refusal(self, job_id: str) -> str | None:
+        """The CLI's rule (checkpoint.state.refusal), for a job registered here before."""
         table = self.reader.table
         state = table.jobs.get(job_id)
-        if state is not None and state.batch_id is not None:
-            status = table.status(state)
-            if status is JobStatus.STOPPED:
-                return "the job is STOPPED and cannot be resubmitted"
-            if status is JobStatus.PAUSED:
-                return "the job is PAUSED; resume it to continue"
-        return None
+        if state is None or state.batch_id is None:
+            return None
+        return refusal(table.status(state))
 
     def _blocked(self, job_id: str) -> bool:
         self.reader.poll(timeout_s=0)
@@ -192,9 +189,9 @@ class Ingest:
             log.error("submission refused: input is not a readable file", extra=ctx)
             return
         self.reader.sync(self.checkpoints)
-        refusal = self._refusal(sub.job_id)
-        if refusal:
-            log.error(f"submission refused: {refusal}", extra=ctx)
+        refused = self._refusal(sub.job_id)
+        if refused:
+            log.error(f"submission refused: {refused}", extra=ctx)
             return
         table = self.reader.table
         state = table.jobs.get(sub.job_id) or JobState(sub.job_id)
@@ -265,13 +262,13 @@ class Ingest:
             job_id = job_id_for(batch_id)
             stream = Stream(job_id, batch_id, submission_id=os.urandom(8).hex())
             self.reader.sync(self.checkpoints)
-            refusal = self._refusal(job_id)
+            refused = self._refusal(job_id)
             table = self.reader.table
             state = table.jobs.get(job_id)
             registered = state is not None and state.batch_id is not None
-            if refusal:
+            if refused:
                 stream.refused = True
-                log.error(f"submission refused: {refusal}",
+                log.error(f"submission refused: {refused}",
                           extra={"job_id": job_id, "batch_id": batch_id})
             elif registered and state is not None and table.status(state) in TERMINAL:
                 # A document after the closing message (or one overtaken by it) of a batch

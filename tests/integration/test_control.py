@@ -20,7 +20,14 @@ from eventpipe.models import ControlCommand, job_id_for
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
-from helpers import corpus_lines, read_results, run_cli, wait_checkpoint, write_jsonl
+from helpers import (
+    corpus_lines,
+    read_checkpoint_or_none,
+    read_results,
+    run_cli,
+    wait_checkpoint,
+    write_jsonl,
+)
 
 # On the embedded broker and on Apache Kafka (tests/conftest.py).
 pytestmark = pytest.mark.both_brokers
@@ -167,9 +174,20 @@ def test_stop_is_final_and_resubmission_is_refused(stack: Stack, tmp_path: Path)
     producer = kafka_python(settings)
     producer.send(f"{settings.topic_prefix}.control", key=job,
                   value={"command": "resume", "job_id": job})
+    # A document sent for the batch by any producer: ingest refuses it by the CLI's rule.
+    producer.send(f"{settings.topic_prefix}.submissions", key="stopme",
+                  value={"batch_id": "stopme", "id": "late", "text": "Fire broke out in Oslo."})
     producer.close()
     cp = wait_checkpoint(settings, job, lambda c: checkpoint_epoch(c) >= sent)
     assert cp["status"] == "STOPPED" and cp["processed_documents"] < 300
+    ingest_log = settings.data_dir / "logs" / "ingest.log"
+    deadline = time.monotonic() + 60
+    while ("submission refused: the job is STOPPED and cannot be resumed or resubmitted"
+           not in ingest_log.read_text()):
+        assert time.monotonic() < deadline, "ingest did not refuse the raw submission"
+        time.sleep(0.2)
+    cp = read_checkpoint_or_none(settings, job)
+    assert cp is not None and cp["status"] == "STOPPED" and "late" not in cp["processed_doc_ids"]
 
 
 def test_retry_failed_touches_only_failed_documents(stack: Stack, tmp_path: Path) -> None:

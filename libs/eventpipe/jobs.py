@@ -116,6 +116,9 @@ def retry_failed(settings: Settings, job: str | None) -> Submission:
     cp = require_checkpoint(settings, job_id, job)
     if not cp.failed_documents:
         raise Refused(f"job {job_id} has no failed documents to retry")
+    if cp.metadata.reprocess_of:
+        raise Refused(f"job {job_id} is a reprocess (no input file): replay its failed "
+                      "documents with `eventpipe failures replay`")
     path = cp.metadata.input_path
     if not (path and Path(path).is_file()):
         raise Refused(f"job {job_id}: its input is not readable here; submit the fixed file "

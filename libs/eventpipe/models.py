@@ -33,6 +33,12 @@ def job_id_for(batch_id: str) -> str:
     return str(uuid.uuid5(_JOB_NAMESPACE, batch_id))
 
 
+def reprocess_job_id(batch_id: str, result_version: int) -> str:
+    """The job that makes result version N (> 1) of a batch: derived, so any process finds
+    it without a lookup. A NUL cannot occur in a batch id, so no batch's own job collides."""
+    return str(uuid.uuid5(_JOB_NAMESPACE, f"reprocess\0{batch_id}\0{result_version}"))
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with a trailing Z, second precision, as the checkpoint format shows."""
     return datetime.now(UTC).strftime(TIME_FORMAT)
@@ -190,6 +196,10 @@ class DocumentMessage(_Model):
     )
     retry: RetryState | None = Field(None, description="Set while transient failures retry.")
     replays: int = Field(0, ge=0, description="Times `eventpipe failures replay` re-sent it.")
+    result_version: int = Field(1, ge=1, description="The result version it is made for: 1, "
+                                "and one more for each `eventpipe reprocess` of its batch.")
+    models: dict[str, str] = Field(default_factory=dict, description="The model each stage "
+                                   "made its output with, by stage.")
 
     @field_validator("job_id", "batch_id", "doc_id")
     @classmethod
@@ -310,6 +320,12 @@ class JobRecord(_Model):
     submission_id: str | None = Field(
         None, description="The submission that wrote this record; the CLI waits for it."
     )
+    result_version: int | None = Field(
+        None, ge=2, description="Set for a reprocess: the result version it makes.")
+    reprocess_of: str | None = Field(
+        None, description="Set for a reprocess: the job whose saved output it starts from.")
+    from_stage: Stage | None = Field(
+        None, description="Set for a reprocess: the first stage it runs again.")
 
     @field_validator("job_id")
     @classmethod

@@ -9,7 +9,7 @@ from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.attributes import LazyAttributes
 from eventpipe.nlp.entities import fix_cross_sentence_entities, sentences_from_doc
 from eventpipe.nlp.memory import WARM_DOCUMENTS, BatchZones
-from eventpipe.nlp.model import load_pipeline, parse_only
+from eventpipe.nlp.model import load_pipeline, parse_only, pipeline_id
 from eventpipe.nlp.predicates import candidate_positions, predicates_from_doc
 from eventpipe.nlp.triplets import attribute_readers, triplets_from_doc
 from eventpipe.runtime.service import main_for
@@ -47,8 +47,9 @@ def make_process(nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> Process
 
 def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    process = make_process(load_pipeline(settings.spacy_model))
-    StageRunner(settings, Stage.DP, topics.ner, topics.dp, process).run()
+    nlp = load_pipeline(settings.spacy_model)
+    StageRunner(settings, Stage.DP, topics.ner, topics.dp, make_process(nlp),
+                model=pipeline_id(nlp)).run()
 
 
 main = main_for("dp", run)

@@ -14,6 +14,7 @@ from eventpipe.checkpoint.reader import CheckpointReader
 from eventpipe.checkpoint.state import TERMINAL, JobState, refusal
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.control.messages import InvalidControlMessage, parse_control
+from eventpipe.errors import UsageError
 from eventpipe.inbox import InputRefused, allowed_input
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
@@ -31,6 +32,7 @@ from eventpipe.models import (
     job_id_for,
     utc_now,
 )
+from eventpipe.reprocess import resend_remaining
 from eventpipe.runtime.loop import ConsumeLoop, is_transient
 from eventpipe.runtime.metrics import DOCUMENTS_FAILED, DOCUMENTS_PROCESSED
 from eventpipe.runtime.retry import StopRequested
@@ -374,7 +376,9 @@ class Ingest:
         if table.status(state) is not JobStatus.RUNNING:
             return  # stopped, finished, or paused again since
         ctx = {"job_id": state.job_id, "batch_id": state.batch_id, "path": state.input_path}
-        if state.input_path and Path(state.input_path).is_file():
+        if state.reprocess_of is not None:
+            self._resume_reprocess(state, ctx)
+        elif state.input_path and Path(state.input_path).is_file():
             log.info("resumed: re-sending the remaining documents", extra=ctx)
             sub = Submission(batch_id=state.batch_id, job_id=state.job_id,
                              path=state.input_path, origin="resume")
@@ -383,6 +387,23 @@ class Ingest:
         else:
             log.warning("resumed, but the input is not readable here: resubmit the "
                         "remaining documents", extra=ctx)
+
+    def _resume_reprocess(self, state: JobState, ctx: dict[str, Any]) -> None:
+        """A reprocess has no input file: its remaining documents come from the saved
+        results it started from."""
+        assert state.reprocess_of and state.result_version and state.from_stage
+        try:
+            sent = resend_remaining(
+                self.settings, self.loop.produce, state.job_id, state.reprocess_of,
+                state.result_version, state.from_stage,
+                set(state.processed) | set(state.failures),
+                self.reader.table.control.epoch(state.job_id))
+        except (UsageError, OSError, ValueError) as exc:
+            log.warning("resumed, but the reprocess's saved input is not readable here: "
+                        "run the reprocess again", extra=ctx | {"reason": str(exc)[:500]})
+            return
+        log.info("resumed: re-sent the remaining documents of a reprocess",
+                 extra=ctx | {"documents": sent})
 
     def run(self) -> None:
         self.loop.install_signal_handlers()

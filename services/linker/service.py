@@ -89,7 +89,7 @@ class Linker:
             batch_id, rows = self.live.snapshot(job_id)
             for backend in jsonl:
                 try:
-                    backend.save_live_storylines(batch_id, rows)
+                    backend.save_live_storylines(batch_id, rows, state.result_version or 1)
                 except OSError as exc:  # the next refresh tries again
                     log.warning("cannot write the storylines so far",
                                 extra={"job_id": job_id, "reason": str(exc)})

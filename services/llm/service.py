@@ -34,8 +34,9 @@ def run(settings: Settings) -> None:
     backend = build_backend(settings)
     # A local model is unloaded while the stage idles (eventpipe.runtime.idle).
     release = backend.release if isinstance(backend, LLMBackend) else None
+    model = backend.identity if isinstance(backend, LLMBackend) else settings.llm_backend
     StageRunner(settings, Stage.LLM, topics.dp, topics.events, make_process(backend),
-                release=release).run()
+                release=release, model=model).run()
 
 
 main = main_for("llm", run)

@@ -8,7 +8,7 @@ from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
 from eventpipe.nlp.entities import entities_from_doc
 from eventpipe.nlp.memory import WARM_DOCUMENTS, BatchZones
-from eventpipe.nlp.model import load_pipeline, ner_only
+from eventpipe.nlp.model import load_pipeline, ner_only, pipeline_id
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
@@ -34,8 +34,9 @@ def make_process(nlp: Language, warm_documents: int = WARM_DOCUMENTS) -> Process
 
 def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    process = make_process(load_pipeline(settings.spacy_model))
-    StageRunner(settings, Stage.NER, topics.docs, topics.ner, process).run()
+    nlp = load_pipeline(settings.spacy_model)
+    StageRunner(settings, Stage.NER, topics.docs, topics.ner, make_process(nlp),
+                model=pipeline_id(nlp)).run()
 
 
 main = main_for("ner", run)

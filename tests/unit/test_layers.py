@@ -145,7 +145,7 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"kafka", "storage", "nlp", "api", "inbox"},
     {"control", "checkpoint"},
-    {"linking", "runtime", "jobs"},
+    {"linking", "runtime", "jobs", "reprocess"},
     {"stack"},
     {"cli"},
 ]

@@ -45,6 +45,16 @@ class CheckpointMetadata(_Open):
     replaying_doc_ids: list[str] | None = Field(
         None, exclude_if=lambda v: v is None,
         description="Documents a replay still owes; only while there are any.")
+    result_version: int | None = Field(
+        None, exclude_if=lambda v: v is None,
+        description="A reprocess: the result version it makes (the first processing is 1); "
+        "only then.")
+    reprocess_of: str | None = Field(None, exclude_if=lambda v: v is None,
+                                     description="A reprocess: the job whose saved output it "
+                                     "starts from; only then.")
+    from_stage: str | None = Field(None, exclude_if=lambda v: v is None,
+                                   description="A reprocess: the first stage it runs again "
+                                   "(llm or dp); only then.")
     status_reason: str | None = Field(None, exclude_if=lambda v: v is None,
                                       description="Why the job FAILED; only when set.")
     phase: str | None = Field(None, exclude_if=lambda v: v is None,

@@ -74,6 +74,9 @@ def restore_from_files(settings: Settings, producer: Producer) -> int:
                 job_id=job_id, batch_id=cp.batch_id, created_at=cp.created_at,
                 total_documents=cp.total_documents, input_path=cp.metadata.input_path,
                 submission_id=cp.metadata.submission_id,
+                result_version=cp.metadata.result_version,
+                reprocess_of=cp.metadata.reprocess_of,
+                from_stage=Stage(cp.metadata.from_stage) if cp.metadata.from_stage else None,
             ))
             for doc_id in cp.processed_doc_ids:
                 writer.send(DocRecord(job_id=job_id, doc_id=doc_id, state="processed", at=at))

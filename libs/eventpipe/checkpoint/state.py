@@ -64,6 +64,11 @@ class JobState:
     terminal: JobStatus | None = None
     terminal_reason: str | None = None
     replay_id: str | None = None  # the newest replay that re-opened the job
+    # A reprocess (eventpipe.reprocess): the result version it makes, from which job's
+    # saved output, starting at which stage. None for a job made from submitted input.
+    result_version: int | None = None
+    reprocess_of: str | None = None
+    from_stage: str | None = None
 
     def touch(self, at: str | None) -> None:
         if at and (self.updated_at is None or at > self.updated_at):
@@ -148,6 +153,10 @@ class JobTable:
             state.total = record.total_documents
             state.input_path = record.input_path
             state.submission_id = record.submission_id
+            if record.result_version is not None:
+                state.result_version = record.result_version
+                state.reprocess_of = record.reprocess_of
+                state.from_stage = record.from_stage.value if record.from_stage else None
             state.touch(record.created_at)
         elif isinstance(record, DocRecord):
             if record.state == "processed":
@@ -238,6 +247,9 @@ class JobTable:
                 # Kept in the file, so a restore after a broker restart knows they are owed.
                 replaying_doc_ids=list(state.pending) or None,
                 status_reason=state.terminal_reason or None,
+                result_version=state.result_version,
+                reprocess_of=state.reprocess_of,
+                from_stage=state.from_stage,
                 phase=("batch-level work"
                        if state.all_done and status is JobStatus.RUNNING else None),
             ),

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import click
 
 from eventpipe.cli import failures, options, stack_commands
-from eventpipe.cli.errors import UsageError
 from eventpipe.models import Stage
 from eventpipe.settings import Settings
-from eventpipe.stack import Stack
 
 
 def cmd_list(args: SimpleNamespace, settings: Settings) -> int:
@@ -24,23 +21,9 @@ def cmd_show(args: SimpleNamespace, settings: Settings) -> int:
 
 def cmd_replay(args: SimpleNamespace, settings: Settings) -> int:
     doc_ids = list(args.doc) or None
-    try:
-        live = stack_commands.attached_settings(settings)
-    except UsageError:
-        if settings.kafka_bootstrap:
-            raise
-        # As `run` does: a stack of its own for the replay, stopped once the job is done.
-        print(f"no stack is running for {settings.data_dir}: starting one for the replay "
-              "(it stops when the job is done) ...", file=sys.stderr)
-        stack = Stack(settings)
-        try:
-            stack.start()
-            return failures.cmd_replay(stack.settings, args.job, args.stage, args.reason,
-                                       doc_ids, args.include_quarantined, True, args.timeout)
-        finally:
-            stack.stop()
-    return failures.cmd_replay(live, args.job, args.stage, args.reason, doc_ids,
-                               args.include_quarantined, args.wait, args.timeout)
+    return stack_commands.on_a_stack(settings, "replay", lambda live, wait: failures.cmd_replay(
+        live, args.job, args.stage, args.reason, doc_ids, args.include_quarantined, wait,
+        args.timeout), args.wait)
 
 
 def spread_doc_ids(argv: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli import options, stack_commands
 from eventpipe.cli.errors import UsageError
-from eventpipe.cli.output import monitor_line, run_summary, status_report
+from eventpipe.cli.output import monitor_line, run_summary, status_report, versions_report
 from eventpipe.cli.progress import Progress
 from eventpipe.cli.tables import on_terminal, show, status_tables
 from eventpipe.errors import StackError
@@ -32,6 +32,7 @@ from eventpipe.jobs import (
 )
 from eventpipe.kafka.clients import make_producer
 from eventpipe.models import ControlCommand, JobStatus, Submission
+from eventpipe.reprocess import batch_versions
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import batch_output_path
@@ -114,15 +115,21 @@ def cmd_status(args: SimpleNamespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(cp.to_file(), indent=2, ensure_ascii=False))
         return 0
-    stats_path = batch_output_path(settings.data_dir, cp.batch_id, "batch_stats")
+    stats_path = batch_output_path(settings.data_dir, cp.batch_id, "batch_stats",
+                                   cp.metadata.result_version or 1)
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
     line = (f"Batch-level results: {stats['event_links']} event links, "
             f"{stats['storylines']} storylines, events by type {stats['events_by_type']}"
             if stats else None)
+    versions = batch_versions(settings, cp.batch_id)
+    shown = (versions_report(versions, settings.data_dir, cp.job_id)
+             if len(versions) > 1 or cp.metadata.result_version else None)
     if on_terminal():
-        show([*status_tables(cp), *([line] if line else [])])
+        show([*status_tables(cp), *([shown] if shown else []), *([line] if line else [])])
         return 0
     print(status_report(cp))
+    if shown:
+        print(shown)
     if line:
         print(f"\n{line}")
     return 0

@@ -17,6 +17,7 @@ from eventpipe.cli import (
     job_commands,
     maintenance_commands,
     options,
+    reprocess_commands,
     stack_commands,
 )
 from eventpipe.cli.errors import FAILURE, INTERRUPTED, USAGE, exit_code
@@ -28,7 +29,8 @@ PROG = "eventpipe"
 
 def cli() -> click.Group:
     return options.group(PROG, "Run a batch end to end, or operate a background stack.", [
-        *job_commands.COMMANDS, failures_commands.group, *stack_commands.COMMANDS,
+        *job_commands.COMMANDS, failures_commands.group, reprocess_commands.command,
+        *stack_commands.COMMANDS,
         maintenance_commands.topics, maintenance_commands.db])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -60,4 +61,37 @@ def run_summary(cp: Checkpoint, data_dir: Path, elapsed_s: float) -> str:
             lines.append(f"    ✗ {doc_id} ({f.stage}): {f.error}")
         if len(failures) > 20:
             lines.append(f"    ... and {len(failures) - 20} more (see the checkpoint file)")
+    return "\n".join(lines)
+
+
+def saved_versions(path: Path) -> dict[str, object]:
+    """The `versions` (pipeline, schema, models) of the first result in a results file."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
+        found = json.loads(first).get("versions") if first.strip() else None
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def versions_report(versions: dict[int, Checkpoint], data_dir: Path, this_job: str) -> str:
+    """One line per result version of a batch: its job, status, counts and what made it."""
+    newest = max(versions)
+    lines = ["", "Result Versions:"]
+    for v, cp in sorted(versions.items()):
+        made = saved_versions(results_path(data_dir, cp.batch_id, v))
+        models = made.get("models") or {}
+        what = ", ".join(f"{k} {m}" for k, m in models.items()) if isinstance(
+            models, dict) else ""
+        origin = (f" from job {cp.metadata.reprocess_of} at stage {cp.metadata.from_stage}"
+                  if cp.metadata.reprocess_of else "")
+        marks = [m for m, on in (("newest", v == newest), ("this job", cp.job_id == this_job))
+                 if on]
+        lines.append(f"  v{v}{' (' + ', '.join(marks) + ')' if marks else ''}: job {cp.job_id}"
+                     f" {cp.status.value}, processed {cp.processed_documents}, failed "
+                     f"{cp.failed_documents}{origin}")
+        if made:
+            lines.append(f"      pipeline {made.get('pipeline')}, schema {made.get('schema')}"
+                         + (f", models: {what}" if what else ""))
     return "\n".join(lines)

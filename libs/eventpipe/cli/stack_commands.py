@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,26 @@ def attached_settings(settings: Settings) -> Settings:
         raise UsageError(f"the stack's {BROKER_NAMES[state.broker_kind]} is not running: "
                          "`eventpipe up` starts it again")
     return settings.model_copy(update={"kafka_bootstrap": state.bootstrap})
+
+
+def on_a_stack(settings: Settings, what: str, work: Callable[[Settings, bool], int],
+               wait: bool) -> int:
+    """Run `work(settings, wait)` on the stack running for the data directory; with none, as
+    `run` does, on a stack of its own, waiting until the job is done, then stopping it."""
+    try:
+        live = attached_settings(settings)
+    except UsageError:
+        if settings.kafka_bootstrap:
+            raise
+        print(f"no stack is running for {settings.data_dir}: starting one for the {what} "
+              "(it stops when the job is done) ...", file=sys.stderr)
+        stack = Stack(settings)
+        try:
+            stack.start()
+            return work(stack.settings, True)
+        finally:
+            stack.stop()
+    return work(live, wait)
 
 
 def up(settings: Settings, timeout_s: float = 180.0) -> int:

@@ -30,15 +30,16 @@ class BatchOutputs:
     stats: dict[str, Any]
 
 
-def load_records(backends: list[Backend], job_id: str, batch_id: str) -> list[ResultRecord]:
+def load_records(backends: list[Backend], job_id: str, batch_id: str,
+                 result_version: int = 1) -> list[ResultRecord]:
     """The job's documents from the first backend that can read them back (JSONL, then
-    PostgreSQL)."""
+    PostgreSQL, which keys them by job: a reprocess is a job of its own)."""
     for backend in backends:
         loader = getattr(backend, "load_documents", None)
         if loader is None:
             continue
         if backend.name == "jsonl":
-            records: list[ResultRecord] = loader(batch_id, job_id)
+            records: list[ResultRecord] = loader(batch_id, job_id, result_version)
         else:
             records = loader(job_id)
         return records
@@ -86,10 +87,12 @@ def run_batch_level(settings: Settings, checkpoint: Checkpoint, backends: list[B
                     live: OnlineStorylines | None = None) -> BatchOutputs:
     job_id, batch_id = checkpoint.job_id, checkpoint.batch_id
     try:
-        outputs = compute(settings, checkpoint, load_records(backends, job_id, batch_id), live)
+        version = checkpoint.metadata.result_version or 1
+        outputs = compute(settings, checkpoint,
+                          load_records(backends, job_id, batch_id, version), live)
         for backend in backends:
             backend.save_batch_outputs(job_id, batch_id, outputs.links, outputs.storylines,
-                                       outputs.stats)
+                                       outputs.stats, result_version=version)
     except (BatchLevelError, BackendUnavailable):
         raise  # an unreachable backend is retried by the caller, not a failed job
     except (StorageError, OSError, ValueError, KeyError, TypeError) as exc:

@@ -96,3 +96,10 @@ def pipe_parse(nlp: Language, texts: Iterable[str], batch_size: int = 64) -> Ite
     """Run only the parsing components over `texts`, in order."""
     docs: Iterator[Doc] = nlp.pipe(texts, batch_size=batch_size, disable=parse_only(nlp))
     return docs
+
+
+def pipeline_id(nlp: Language) -> str:
+    """The pipeline as a result names it (name and version): a reprocess shows whether its
+    entities and parse came from the same model as before."""
+    meta = nlp.meta
+    return f"spacy:{meta.get('lang', '?')}_{meta.get('name', '?')}-{meta.get('version', '?')}"

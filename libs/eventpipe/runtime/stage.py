@@ -147,11 +147,14 @@ class StageRunner:
         target: str,
         process: ProcessBatch,
         release: Callable[[], None] | None = None,
+        model: str | None = None,
     ) -> None:
         """`release` gives back what the stage can load again (its model) while it idles;
-        see eventpipe.runtime.idle."""
+        see eventpipe.runtime.idle. `model` names what makes this stage's output: every
+        document it passes on carries it in `models`."""
         self.settings = settings
         self.stage = stage
+        self.model = model
         self.target = target
         topics = Topics.from_settings(settings)
         self.failed_topic = topics.failed
@@ -281,6 +284,8 @@ class StageRunner:
                 self._failed(doc, raw, result)
                 continue
             result.retry = None  # done here: the next stage starts with a fresh budget
+            if self.model is not None:
+                result.models[self.stage.value] = self.model
             result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
             STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
             value = result.model_dump_json().encode()

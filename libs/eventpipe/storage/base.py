@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from eventpipe import __version__
 from eventpipe.errors import BackendUnavailable as BackendUnavailable
 from eventpipe.errors import StorageError as StorageError
 from eventpipe.models import SCHEMA_VERSION, DocumentMessage, FailedDocument
 
 # One processed document as every backend stores it (and as a JSONL line reads):
-# id, job_id, batch_id, text, meta, entities, triplets, events, timings_ms, saved_at.
+# id, job_id, batch_id, text, meta, entities, triplets, events, timings_ms, sentences,
+# predicates, result_version, versions (pipeline, schema, models by stage), saved_at.
 ResultRecord = dict[str, Any]
 
 
@@ -32,8 +34,10 @@ class Backend(Protocol):
         """Raise BackendUnavailable unless the backend answers now (readiness)."""
 
     def save_batch_outputs(self, job_id: str, batch_id: str, links: Sequence[dict[str, Any]],
-                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
-        """Replace a job's event links, storylines and batch statistics."""
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any],
+                           result_version: int = 1) -> None:
+        """Replace a job's event links, storylines and batch statistics (those of the job's
+        result version: a reprocess is a job of its own and keeps the earlier ones)."""
 
     def close(self) -> None: ...
 
@@ -52,5 +56,12 @@ def result_record(doc: DocumentMessage, saved_at: str) -> ResultRecord:
         "timings_ms": doc.timings_ms,
         "events_backend": doc.events_backend,
         "events_fallback": doc.events_fallback,
+        # What the events stage read (the DP stage's output): a reprocess from the events
+        # stage starts from these, without parsing again.
+        "sentences": [list(s) for s in doc.sentences],
+        "predicates": [p.model_dump() for p in doc.predicates],
+        "result_version": doc.result_version,
+        "versions": {"pipeline": __version__, "schema": SCHEMA_VERSION,
+                     "models": dict(doc.models)},
         "saved_at": saved_at,
     }

@@ -377,7 +377,7 @@ class ElasticsearchBackend:
     def save_batch_outputs(self, job_id: str, batch_id: str,
                            links: Sequence[Mapping[str, Any]],
                            storylines: Sequence[Mapping[str, Any]],
-                           stats: Mapping[str, Any]) -> None:
+                           stats: Mapping[str, Any], result_version: int = 1) -> None:
         """Index a job's event links, storylines and statistics (ids derived from the job, so
         re-running the batch-level step overwrites them)."""
         keyword = {"type": "keyword"}

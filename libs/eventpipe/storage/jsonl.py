@@ -1,6 +1,8 @@
 """The JSONL backend: `extracted_events_{batch_id}.jsonl`, one line per processed document,
 and `failed_documents_{batch_id}.jsonl`, one line per failure record (payload included; the
 newest line of a document is its record, the checkpoint says whether it is still failed).
+A reprocess (result version N > 1) writes `extracted_events_{batch_id}.vN.jsonl` beside the
+first, and its links, storylines and statistics likewise with `.vN` before the suffix.
 
 Idempotent: the ids already in a file are indexed when it is opened, so a document
 redelivered after a crash is not appended twice. A half-written last line (a crash inside a
@@ -28,15 +30,39 @@ from eventpipe.storage.names import safe_name
 log = logging.getLogger(__name__)
 
 
-def results_path(data_dir: Path, batch_id: str) -> Path:
-    return data_dir / f"extracted_events_{safe_name(batch_id)}.jsonl"
+def _version(result_version: int) -> str:
+    """The file name part of a result version: none for the first (the names users know),
+    `.vN` for the versions `eventpipe reprocess` makes beside it."""
+    return "" if result_version == 1 else f".v{result_version}"
+
+
+def results_path(data_dir: Path, batch_id: str, result_version: int = 1) -> Path:
+    return data_dir / f"extracted_events_{safe_name(batch_id)}{_version(result_version)}.jsonl"
 
 
 def batch_output_path(data_dir: Path, batch_id: str,
-                      kind: Literal["event_links", "storylines", "batch_stats"]) -> Path:
+                      kind: Literal["event_links", "storylines", "batch_stats"],
+                      result_version: int = 1) -> Path:
     """Where the batch-level step writes a batch's links, storylines or statistics."""
     suffix = "json" if kind == "batch_stats" else "jsonl"
-    return data_dir / f"{kind}_{safe_name(batch_id)}.{suffix}"
+    return data_dir / f"{kind}_{safe_name(batch_id)}{_version(result_version)}.{suffix}"
+
+
+def result_versions(data_dir: Path, batch_id: str) -> list[int]:
+    """The result versions of a batch that have a results file, oldest first."""
+    found = [1] if results_path(data_dir, batch_id).exists() else []
+    prefix = f"extracted_events_{safe_name(batch_id)}.v"
+    for path in data_dir.glob(f"{prefix}*.jsonl"):
+        number = path.name[len(prefix):-len(".jsonl")]
+        if number.isdigit() and int(number) > 1:
+            found.append(int(number))
+    return sorted(found)
+
+
+def newest_results_path(data_dir: Path, batch_id: str) -> Path:
+    """The results file of a batch's newest result version: what readers get by default."""
+    versions = result_versions(data_dir, batch_id)
+    return results_path(data_dir, batch_id, versions[-1] if versions else 1)
 
 
 def failures_path(data_dir: Path, batch_id: str) -> Path:
@@ -119,8 +145,9 @@ class JsonlStore:
         self.max_open_files = max(1, max_open_files)
         self._files: OrderedDict[str, _OpenFile] = OrderedDict()  # least recent first
 
-    def _file(self, batch_id: str, failures: bool = False) -> _OpenFile:
-        name = f"failures\0{batch_id}" if failures else batch_id
+    def _file(self, batch_id: str, failures: bool = False, result_version: int = 1
+              ) -> _OpenFile:
+        name = f"failures\0{batch_id}" if failures else f"{batch_id}\0{result_version}"
         f = self._files.get(name)
         if f is not None:
             self._files.move_to_end(name)
@@ -131,7 +158,7 @@ class JsonlStore:
             oldest.handle.close()
         f = self._files[name] = (
             _OpenFile(failures_path(self.data_dir, batch_id), key="failure") if failures
-            else _OpenFile(results_path(self.data_dir, batch_id)))
+            else _OpenFile(results_path(self.data_dir, batch_id, result_version)))
         return f
 
     def save_documents(self, records: Sequence[ResultRecord]) -> None:
@@ -161,23 +188,29 @@ class JsonlStore:
 
     def save_batch_outputs(self, job_id: str, batch_id: str,
                            links: Sequence[dict[str, Any]],
-                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
-        """`event_links_{batch}.jsonl`, `storylines_{batch}.jsonl`, `batch_stats_{batch}.json`,
-        each replaced whole and atomically (re-running the step overwrites them)."""
-        for path, rows in ((batch_output_path(self.data_dir, batch_id, "event_links"), links),
-                           (batch_output_path(self.data_dir, batch_id, "storylines"),
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any],
+                           result_version: int = 1) -> None:
+        """`event_links_{batch}.jsonl`, `storylines_{batch}.jsonl`, `batch_stats_{batch}.json`
+        (`.vN` before the suffix for result version N), each replaced whole and atomically
+        (re-running the step overwrites them)."""
+        v = result_version
+        for path, rows in ((batch_output_path(self.data_dir, batch_id, "event_links", v), links),
+                           (batch_output_path(self.data_dir, batch_id, "storylines", v),
                             storylines)):
             atomic_write_bytes(path, b"".join(encode_line(r) for r in rows), self.fsync)
-        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "batch_stats"),
+        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "batch_stats", v),
                            json.dumps(stats, indent=2, ensure_ascii=False).encode(), self.fsync)
 
-    def save_live_storylines(self, batch_id: str, storylines: Sequence[dict[str, Any]]) -> None:
+    def save_live_storylines(self, batch_id: str, storylines: Sequence[dict[str, Any]],
+                             result_version: int = 1) -> None:
         """A running job's storylines so far, in the file the end step replaces."""
-        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "storylines"),
+        atomic_write_bytes(batch_output_path(self.data_dir, batch_id, "storylines",
+                                             result_version),
                            b"".join(encode_line(r) for r in storylines), self.fsync)
 
-    def load_documents(self, batch_id: str, job_id: str) -> list[ResultRecord]:
-        path = results_path(self.data_dir, batch_id)
+    def load_documents(self, batch_id: str, job_id: str, result_version: int = 1
+                       ) -> list[ResultRecord]:
+        path = results_path(self.data_dir, batch_id, result_version)
         if not path.exists():
             return []
         with path.open(encoding="utf-8") as f:
@@ -189,12 +222,13 @@ class JsonlStore:
         touched: dict[str, _OpenFile] = {}
         written = 0
         for record in records:
-            f = self._file(record["batch_id"])
+            version = int(record.get("result_version") or 1)
+            f = self._file(record["batch_id"], result_version=version)
             if record["id"] in f.ids:
                 continue
             f.handle.write(encode_line(record))
             f.ids.add(record["id"])
-            touched[record["batch_id"]] = f
+            touched[f"{record['batch_id']}\0{version}"] = f
             written += 1
         for f in touched.values():
             if not f.handle.closed:  # else synced when it was closed

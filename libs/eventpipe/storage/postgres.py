@@ -288,8 +288,10 @@ class PostgresBackend:
             conn.execute("SELECT 1")
 
     def save_batch_outputs(self, job_id: str, batch_id: str, links: Sequence[dict[str, Any]],
-                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
-        """Replace the job's links, storylines and statistics in one transaction."""
+                           storylines: Sequence[dict[str, Any]], stats: dict[str, Any],
+                           result_version: int = 1) -> None:
+        """Replace the job's links, storylines and statistics in one transaction (keyed by
+        job: a reprocess, a job of its own, keeps the earlier version's)."""
         job = _job_uuid(job_id)
         clean = _NulStripper()
         link_rows = [(job, x["source_doc_id"], x["source_event"], x["target_doc_id"],

@@ -161,7 +161,9 @@ def create_app(settings: Settings, tokens: Tokens,
                                                           JobStatus.PAUSED.value)):
             raise Refused(f"job {cp['job_id']} is {cp['status']}: links, storylines and "
                           "statistics are written when it is COMPLETED")
-        path: Path = batch_output_path(settings.data_dir, cp["batch_id"], kind)
+        # A reprocess's own version (a job of its own, see eventpipe.reprocess).
+        version = cp["metadata"].get("result_version") or 1
+        path: Path = batch_output_path(settings.data_dir, cp["batch_id"], kind, version)
         if not path.is_file():
             raise HTTPException(404, f"no {kind} file for batch {cp['batch_id']}: the JSONL "
                                 "backend writes them (EVENTPIPE_JSONL_ENABLED)")

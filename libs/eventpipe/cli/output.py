@@ -51,7 +51,7 @@ def run_summary(cp: Checkpoint, data_dir: Path, elapsed_s: float) -> str:
         f"Job {cp.job_id} (batch {cp.batch_id}): {cp.status.value} in {elapsed_s:.1f} s",
         f"  total {cp.total_documents}, processed {cp.processed_documents}, "
         f"failed {cp.failed_documents}",
-        f"  results:    {results_path(data_dir, cp.batch_id)}",
+        f"  results:    {results_path(data_dir, cp.batch_id, cp.metadata.result_version or 1)}",
         f"  checkpoint: {data_dir / 'checkpoints' / (cp.job_id + '.json')}",
     ]
     failures = cp.failures

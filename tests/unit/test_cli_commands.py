@@ -86,7 +86,7 @@ def test_help_lists_every_command_in_the_order_of_a_job(
     assert exited.value.code == 0
     out = capsys.readouterr().out
     names = ["run", "submit", "pause", "resume", "stop", "status", "link", "monitor",
-             "failures", "up", "down", "ps", "cleanup", "topics", "db"]
+             "failures", "reprocess", "up", "down", "ps", "cleanup", "topics", "db"]
     where = [out.index(f"\n  {n} ") for n in names]
     assert where == sorted(where)
     with pytest.raises(SystemExit) as exited:

@@ -12,19 +12,7 @@ import pytest
 
 from eventpipe.errors import BackendUnavailable, StopRequested, StorageError
 from eventpipe.storage.retry import retry_unavailable
-
-
-class Clock:
-    """Stands in for time: `wait` advances it, so the backoff runs in no real time."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-        monkeypatch.setattr("eventpipe.storage.retry.time.monotonic", lambda: self.now)
-
-    def wait(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
+from support.clock import FakeClock
 
 
 def flaky(failures: int) -> tuple[list[int], Callable[[], str]]:
@@ -40,7 +28,7 @@ def flaky(failures: int) -> tuple[list[int], Callable[[], str]]:
 
 
 def test_retries_with_a_doubling_delay_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock(monkeypatch)
+    clock = FakeClock(monkeypatch)
     calls, call = flaky(5)
     result = retry_unavailable("pg", call, threading.Event(), max_delay_s=2.0, wait=clock.wait)
     assert result == "saved" and len(calls) == 6
@@ -50,7 +38,7 @@ def test_retries_with_a_doubling_delay_up_to_the_cap(monkeypatch: pytest.MonkeyP
 
 
 def test_shutdown_interrupts_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock(monkeypatch)
+    clock = FakeClock(monkeypatch)
     stop = threading.Event()
     calls, call = flaky(100)
 
@@ -65,7 +53,7 @@ def test_shutdown_interrupts_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_other_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock(monkeypatch)
+    clock = FakeClock(monkeypatch)
 
     def refuses() -> None:
         raise StorageError("value too long")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from types import SimpleNamespace
 
 import click
 
+from eventpipe.backoff import Backoff, retry
 from eventpipe.cli import options
 from eventpipe.cli.errors import UsageError
 from eventpipe.errors import StackError
@@ -25,20 +25,19 @@ def cmd_db_migrate(args: SimpleNamespace, settings: Settings) -> int:
 
     from eventpipe.storage.pg_migrate import migrate
 
+    def reason(exc: Exception) -> str:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    def not_yet(exc: Exception, _retry: int, _delay: float) -> None:
+        print(f"PostgreSQL not reachable yet ({reason(exc)}); retrying", file=sys.stderr)
+
     # A database that is still starting (a container next to this one) is waited for.
-    deadline = time.monotonic() + args.wait
-    delay = 0.5
-    while True:
-        try:
-            applied = migrate(dsn.get_secret_value())
-            break
-        except psycopg.OperationalError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if time.monotonic() + delay > deadline:
-                raise StackError(f"cannot reach PostgreSQL: {reason}") from None
-            print(f"PostgreSQL not reachable yet ({reason}); retrying", file=sys.stderr)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    try:
+        applied = retry(lambda: migrate(dsn.get_secret_value()),
+                        retry_on=(psycopg.OperationalError,), backoff=Backoff(0.5, 5.0),
+                        deadline_s=args.wait, on_retry=not_yet)
+    except psycopg.OperationalError as exc:
+        raise StackError(f"cannot reach PostgreSQL: {reason(exc)}") from None
     print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
     return 0
 

@@ -10,7 +10,6 @@ was tried (a replay sent right after the server came back, say)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
+from eventpipe.backoff import Backoff, retry
 from eventpipe.nlp.llm.base import SCHEMA_NAME, BackendError, BackendUnreachable, InvalidOutput
 from eventpipe.nlp.llm.prompt import Messages
 from eventpipe.settings import Settings
@@ -160,38 +160,51 @@ class OpenAIGenerator:
         if outage.reason is not None:
             raise BackendUnreachable(outage.reason)  # the same words: counted as one reason
         attempts = self.max_retries + 1
-        problem = ""
-        unreachable = False
-        for attempt in range(attempts):
-            retry_after = 0.0
-            try:
-                response = self._client.post(self.url, json=payload)
-            except httpx.TransportError as exc:  # refused, reset, timed out
-                problem = f"{type(exc).__name__}: {exc}"
-                unreachable = True
-            else:
-                unreachable = False
-                status = response.status_code
-                if status < 400:
-                    return response
-                problem = f"HTTP {status}: {response.text[:200]!r}"
-                if status != 429 and status < 500:
-                    # The server understood and said no: asking again changes nothing.
-                    raise BackendError(f"{self.shown_url} refused the request: {problem}")
-                retry_after = _seconds(response.headers.get("retry-after"))
-            if attempt + 1 < attempts:
-                delay = min(max(self.backoff_s * 2**attempt, retry_after), self.max_backoff_s)
-                log.info(
-                    "retrying the model server",
-                    extra={"attempt": attempt + 1, "delay_s": delay, "error": problem},
-                )
-                time.sleep(delay)
-        tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
-        message = f"no answer from {self.shown_url} after {tries}: {problem}"
-        if unreachable:
-            # A 5xx may be this request's alone; a server not reached is down for everyone.
-            outage.reason = message
-        raise BackendUnreachable(message)
+
+        def retrying(exc: Exception, retry_no: int, delay: float) -> None:
+            log.info("retrying the model server",
+                     extra={"attempt": retry_no, "delay_s": delay, "error": str(exc)})
+
+        try:
+            return retry(lambda: self._post_once(payload), retry_on=(_TryAgain,),
+                         backoff=Backoff(self.backoff_s, self.max_backoff_s),
+                         attempts=attempts, on_retry=retrying,
+                         at_least_s=_retry_after)
+        except _TryAgain as exc:
+            tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
+            message = f"no answer from {self.shown_url} after {tries}: {exc}"
+            if exc.unreachable:
+                # A 5xx may be this request's alone; a server not reached is down for everyone.
+                outage.reason = message
+            raise BackendUnreachable(message) from None
+
+    def _post_once(self, payload: dict[str, Any]) -> httpx.Response:
+        try:
+            response = self._client.post(self.url, json=payload)
+        except httpx.TransportError as exc:  # refused, reset, timed out
+            raise _TryAgain(f"{type(exc).__name__}: {exc}", unreachable=True) from None
+        status = response.status_code
+        if status < 400:
+            return response
+        problem = f"HTTP {status}: {response.text[:200]!r}"
+        if status != 429 and status < 500:
+            # The server understood and said no: asking again changes nothing.
+            raise BackendError(f"{self.shown_url} refused the request: {problem}")
+        raise _TryAgain(problem, retry_after_s=_seconds(response.headers.get("retry-after")))
+
+
+def _retry_after(exc: Exception) -> float:
+    return exc.retry_after_s if isinstance(exc, _TryAgain) else 0.0
+
+
+class _TryAgain(Exception):
+    """A request worth sending again: the server was not reached, busy (429) or failed (5xx)."""
+
+    def __init__(self, problem: str, unreachable: bool = False,
+                 retry_after_s: float = 0.0) -> None:
+        super().__init__(problem)
+        self.unreachable = unreachable
+        self.retry_after_s = retry_after_s
 
 
 def _seconds(value: str | None) -> float:

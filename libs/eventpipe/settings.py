@@ -224,6 +224,11 @@ class Settings(BaseSettings):
         "far (`storylines_<batch>.jsonl`, marked provisional); 0: not at all."
     )
     fsync: bool = Field(True, description="fsync results before they count as processed.")
+    tracing: bool = Field(
+        False, description="OpenTelemetry traces per document across the stages (the `otel` "
+        "extra), sent over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT; the trace context "
+        "travels in the Kafka headers."
+    )
     checkpoint_flush_interval_s: float = Field(
         0.5, gt=0, description="How often the materializer rewrites changed checkpoint files."
     )

@@ -18,6 +18,7 @@ from eventpipe.errors import UsageError
 from eventpipe.inbox import InputRefused, allowed_input
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
+from eventpipe.kafka.tracing import Tracing
 from eventpipe.models import (
     ControlCommand,
     DocumentMessage,
@@ -79,9 +80,10 @@ class Stream:
 
 
 class Ingest:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)
+        self.tracing = tracing or Tracing(settings, "ingest")
         producer = make_producer(settings)
         self.checkpoints = CheckpointWriter(settings, producer)
         self.reader = CheckpointReader(settings)
@@ -114,7 +116,13 @@ class Ingest:
                        f"{where}: the document is {len(value)} bytes as a message; the limit "
                        f"is {self.max_doc} (EVENTPIPE_MAX_MESSAGE_BYTES)")
             return False
-        self.loop.produce(self.topics.docs, f"{job_id}/{valid.doc_id}".encode(), value)
+        # The root of the document's trace; the stages' spans hang below it.
+        span = self.tracing.start("ingest", None, **{
+            "eventpipe.job_id": job_id, "eventpipe.batch_id": batch_id,
+            "eventpipe.doc_id": valid.doc_id})
+        self.loop.produce(self.topics.docs, f"{job_id}/{valid.doc_id}".encode(), value,
+                          span.headers)
+        span.end()
         DOCUMENTS_PROCESSED.labels("ingest").inc()
         return True
 

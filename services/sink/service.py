@@ -12,6 +12,7 @@ from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.errors import StopRequested
 from eventpipe.kafka.clients import make_producer
 from eventpipe.kafka.topics import Topics
+from eventpipe.kafka.tracing import Tracing, record_headers
 from eventpipe.models import (
     JOB_ID_PATTERN,
     DocRecord,
@@ -60,8 +61,9 @@ def _failure_saver(backend: Backend, failures: list[FailedDocument]) -> Callable
 
 class Sink:
     def __init__(self, settings: Settings, backends: list[Backend],
-                 stop_event: threading.Event) -> None:
+                 stop_event: threading.Event, tracing: Tracing | None = None) -> None:
         topics = Topics.from_settings(settings)
+        self.tracing = tracing or Tracing(settings, "sink")
         self.events_topic = topics.events
         self.backends = backends
         self.replay_max_failures = settings.replay_max_failures
@@ -148,7 +150,22 @@ class Sink:
 
     def handle(self, msgs: list[Message]) -> None:
         now = utc_now()
-        items = [i for i in map(self._decode, msgs) if self._of_a_job(i)]
+        pairs = [(m, i) for m, i in zip(msgs, map(self._decode, msgs), strict=True)
+                 if self._of_a_job(i)]
+        items = [i for _, i in pairs]
+        # A document's last span: saved and recorded (or failed), as its trace ends.
+        spans = [self.tracing.start("sink", record_headers(m), **{
+            "eventpipe.job_id": i.job_id, "eventpipe.doc_id": i.doc_id,
+            "eventpipe.outcome": "processed" if isinstance(i, DocumentMessage) else "failed"})
+            for m, i in pairs]
+        try:
+            self._save_and_record(items, now)
+        finally:
+            for span in spans:
+                span.end()
+
+    def _save_and_record(self, items: list[DocumentMessage | FailedDocument], now: str
+                         ) -> None:
         records = [result_record(i, now) for i in items if isinstance(i, DocumentMessage)]
         failures = [i for i in items if isinstance(i, FailedDocument)]
         # 1. Save to every enabled backend (each idempotent, keyed by job and document) ...

@@ -76,11 +76,14 @@ def produce(
     value: bytes,
     on_delivery: Callable[..., None],
     partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """Produce, waiting for room when the local queue is full instead of failing."""
     kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery}
     if partition is not None:
         kwargs["partition"] = partition
+    if headers:
+        kwargs["headers"] = headers
     while True:
         try:
             producer.produce(topic, **kwargs)

@@ -107,8 +107,9 @@ class ConsumeLoop:
         self._ready_path.parent.mkdir(parents=True, exist_ok=True)
         self._ready_path.touch()
 
-    def produce(self, topic: str, key: bytes, value: bytes) -> None:
-        produce(self.producer, topic, key, value, self.on_delivery)
+    def produce(self, topic: str, key: bytes, value: bytes,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        produce(self.producer, topic, key, value, self.on_delivery, headers=headers)
 
     def flush(self, timeout_s: float = 60.0) -> None:
         if self.producer.flush(timeout_s):

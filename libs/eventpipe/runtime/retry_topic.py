@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from eventpipe.kafka.clients import make_consumer, make_producer, produce
+from eventpipe.kafka.tracing import Headers, record_headers
 from eventpipe.models import FailureClass, RetryState, utc_now
 from eventpipe.settings import Settings
 
@@ -78,6 +79,9 @@ def due_ms(value: bytes | None) -> int:
         return 0
 
 
+Held = tuple[int, int, int, bytes | None, bytes | None, Headers | None]
+
+
 class RetryScheduler(threading.Thread):
     def __init__(self, settings: Settings, stage: str, retry_topic: str, target_topic: str,
                  ) -> None:
@@ -87,7 +91,8 @@ class RetryScheduler(threading.Thread):
         self.consumer = make_consumer(settings, f"{settings.topic_prefix}-retry-{stage}")
         self.producer = make_producer(settings)
         self._stopping = threading.Event()
-        self._held: list[tuple[int, int, int, bytes | None, bytes | None]] = []
+        # (due, partition, offset, key, value, headers): a trace context goes back with it.
+        self._held: list[Held] = []
         self._outstanding: dict[int, set[int]] = {}  # partition -> offsets not yet sent back
         self._next: dict[int, int] = {}  # partition -> offset after the last one read
         self._paused = False
@@ -128,8 +133,8 @@ class RetryScheduler(threading.Thread):
                     log.warning("retry topic read error", extra={"error": str(err)})
                 continue
             partition, offset = msg.partition() or 0, msg.offset() or 0
-            held: tuple[int, int, int, bytes | None, bytes | None] = (
-                due_ms(msg.value()), partition, offset, msg.key(), msg.value())
+            held: Held = (due_ms(msg.value()), partition, offset, msg.key(), msg.value(),
+                          record_headers(msg))
             heapq.heappush(self._held, held)
             self._outstanding.setdefault(partition, set()).add(offset)
             self._next[partition] = offset + 1
@@ -146,9 +151,9 @@ class RetryScheduler(threading.Thread):
         now = int(time.time() * 1000)
         sent: list[tuple[int, int]] = []
         while self._held and self._held[0][0] <= now:
-            _, partition, offset, key, value = heapq.heappop(self._held)
+            _, partition, offset, key, value, headers = heapq.heappop(self._held)
             produce(self.producer, self.target_topic, key or b"", value or b"",
-                    self._on_delivery)
+                    self._on_delivery, headers=headers)
             sent.append((partition, offset))
         if not sent:
             return

@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from eventpipe.errors import UsageError
+from eventpipe.kafka.tracing import configure as configure_tracing
 from eventpipe.logs import setup_logging
 from eventpipe.runtime.health import start_health_server
 from eventpipe.settings import Settings, get_settings
@@ -27,6 +29,11 @@ def main_for(service: str, run: Callable[[Settings], None]) -> Callable[[], None
             sys.exit(2)
         setup_logging(settings.log_level, service)
         log.info("starting")
+        try:
+            configure_tracing(settings, service)
+        except UsageError as exc:
+            print(f"eventpipe {service}: {exc}", file=sys.stderr)
+            sys.exit(2)
         if settings.health_port is not None:
             start_health_server(settings.health_port, settings.health_host,
                                 stale_s=settings.heartbeat_stale_s)

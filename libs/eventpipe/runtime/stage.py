@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from eventpipe.control.view import ControlView
 from eventpipe.errors import NewerSchemaVersion as NewerSchemaVersion
 from eventpipe.kafka.topics import Topics
+from eventpipe.kafka.tracing import NO_SPAN, DocSpan, Headers, Tracing, record_headers
 from eventpipe.models import (
     SCHEMA_VERSION,
     DocumentMessage,
@@ -148,11 +149,13 @@ class StageRunner:
         process: ProcessBatch,
         release: Callable[[], None] | None = None,
         model: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`release` gives back what the stage can load again (its model) while it idles;
         see eventpipe.runtime.idle. `model` names what makes this stage's output: every
         document it passes on carries it in `models`."""
         self.settings = settings
+        self.tracing = tracing or Tracing(settings, stage.value)
         self.stage = stage
         self.model = model
         self.target = target
@@ -180,10 +183,11 @@ class StageRunner:
             # Its documents wait on the retry topic; a restarted service sends them back.
             raise RuntimeError("the retry scheduler stopped; see the log above")
 
-    def _send(self, topic: str, doc_key: str, value: bytes) -> None:
-        self.loop.produce(topic, doc_key.encode(), value)
+    def _send(self, topic: str, doc_key: str, value: bytes,
+              span: DocSpan = NO_SPAN) -> None:
+        self.loop.produce(topic, doc_key.encode(), value, span.headers)
 
-    def _fail(self, failure: FailedDocument) -> None:
+    def _fail(self, failure: FailedDocument, span: DocSpan = NO_SPAN) -> None:
         DOCUMENTS_FAILED.labels(self.stage.value).inc()
         log.warning(
             "document failed",
@@ -197,9 +201,10 @@ class StageRunner:
             failure.error = (failure.error + " (payload not kept: larger than "
                              "EVENTPIPE_MAX_MESSAGE_BYTES)")[-2000:]
             value = failure.model_dump_json().encode()
-        self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}", value)
+        self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}", value, span)
 
-    def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str) -> None:
+    def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str,
+                span: DocSpan = NO_SPAN) -> None:
         """A document failed here: transient failures wait on the retry topic while the
         budget lasts; the rest are failure records with the stage's input as payload."""
         error = exc if isinstance(exc, str) else describe(exc)
@@ -214,16 +219,16 @@ class StageRunner:
                     "job_id": doc.job_id, "doc_id": doc.doc_id, "attempt": decision.attempts,
                     "not_before_ms": decision.retry.not_before_ms, "reason": error})
                 self._send(self.retry_topic, f"{doc.job_id}/{doc.doc_id}",
-                           payload.model_dump_json().encode())
+                           payload.model_dump_json().encode(), span)
                 return
             payload.retry = None
             self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures,
                                   failure_class=FailureClass.TRANSIENT,
                                   attempts=decision.attempts,
-                                  first_failed_at=decision.first_failed_at))
+                                  first_failed_at=decision.first_failed_at), span)
             return
         payload.retry = None
-        self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures))
+        self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures), span)
 
     def _poisoned(self, msg: Message, exc: Exception) -> None:
         failure = failure_for_undecodable(msg.value(), self.stage, exc)
@@ -233,6 +238,7 @@ class StageRunner:
     def handle(self, msgs: list[Message]) -> None:
         docs: list[DocumentMessage] = []
         raws: list[bytes] = []
+        headers: list[Headers | None] = []
         for msg in msgs:
             try:
                 doc = decode_document(msg.value())
@@ -246,6 +252,7 @@ class StageRunner:
                 continue
             docs.append(doc)
             raws.append(msg.value() or b"")
+            headers.append(record_headers(msg))
         if not docs:
             return
         self.idle.busy()
@@ -256,22 +263,30 @@ class StageRunner:
             kills = strikes.get(key, 0)
             if kills >= self.settings.max_stage_kills:
                 # It would only kill the process again, and stop its partition for good.
-                self._failed(docs[i], raws[i], f"killed the {self.stage.value} process "
-                             f"{kills} times (out of memory, or a crash in native code); "
-                             "not processed again")
+                reason = (f"killed the {self.stage.value} process {kills} times (out of "
+                          "memory, or a crash in native code); not processed again")
+                span = self._span(docs[i], headers[i])
+                self._failed(docs[i], raws[i], reason, span)
+                span.end(reason)
             elif kills:
                 # In flight when a worker died: alone, so that only the guilty one dies again.
                 log.warning("processing alone: in flight when a worker died",
                             extra={"job_id": docs[i].job_id, "doc_id": docs[i].doc_id})
-                self._process([docs[i]], [raws[i]], [key], suspect=True)
+                self._process([docs[i]], [raws[i]], [headers[i]], [key], suspect=True)
             else:
                 clean.append(i)
         if clean:
             self._process([docs[i] for i in clean], [raws[i] for i in clean],
-                          [keys[i] for i in clean], suspect=False)
+                          [headers[i] for i in clean], [keys[i] for i in clean], suspect=False)
 
-    def _process(self, docs: list[DocumentMessage], raws: list[bytes], keys: list[str],
-                 suspect: bool) -> None:
+    def _span(self, doc: DocumentMessage, headers: Headers | None) -> DocSpan:
+        return self.tracing.start(self.stage.value, headers, **{
+            "eventpipe.job_id": doc.job_id, "eventpipe.doc_id": doc.doc_id})
+
+    def _process(self, docs: list[DocumentMessage], raws: list[bytes],
+                 headers: list[Headers | None], keys: list[str], suspect: bool) -> None:
+        # One span per document, over the batch call that processed it.
+        spans = [self._span(d, h) for d, h in zip(docs, headers, strict=True)]
         started = time.perf_counter()
         with self.kills.in_flight(keys):
             self._test_kill(docs)
@@ -279,23 +294,32 @@ class StageRunner:
         if suspect:
             self.kills.forget(keys)  # it did not kill the process this time
         per_doc_ms = (time.perf_counter() - started) * 1000 / len(docs)
-        for doc, raw, result in zip(docs, raws, results, strict=True):
-            if isinstance(result, Exception):
-                self._failed(doc, raw, result)
-                continue
-            result.retry = None  # done here: the next stage starts with a fresh budget
-            if self.model is not None:
-                result.models[self.stage.value] = self.model
-            result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
-            STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
-            value = result.model_dump_json().encode()
-            if len(value) > self.settings.max_message_bytes:
-                self._failed(doc, raw,
-                             f"output of {len(value)} bytes exceeds the message limit of "
-                             f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
-                continue
-            self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value)
-            DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
+        for doc, raw, result, span in zip(docs, raws, results, spans, strict=True):
+            try:
+                self._emit(doc, raw, result, span, per_doc_ms)
+            finally:
+                span.end(describe(result) if isinstance(result, Exception) else None)
+
+    def _emit(self, doc: DocumentMessage, raw: bytes, result: StageResult, span: DocSpan,
+              per_doc_ms: float) -> None:
+        """Send one document's outcome: its result to the next stage, or its failure."""
+        if isinstance(result, Exception):
+            self._failed(doc, raw, result, span)
+            return
+        result.retry = None  # done here: the next stage starts with a fresh budget
+        if self.model is not None:
+            result.models[self.stage.value] = self.model
+        result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
+        STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
+        value = result.model_dump_json().encode()
+        if len(value) > self.settings.max_message_bytes:
+            self._failed(doc, raw,
+                         f"output of {len(value)} bytes exceeds the message limit of "
+                         f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)",
+                         span)
+            return
+        self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value, span)
+        DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
 
     def _test_kill(self, docs: list[DocumentMessage]) -> None:
         """The test hook of EVENTPIPE_TEST_KILL_DOC_ID: die as the OOM killer would kill."""

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,5 +143,65 @@ def test_services_killed_during_a_reprocess_lose_and_duplicate_nothing(
         v2 = by_id(results_path(stack.settings.data_dir, batch, 2))  # each exactly once
         assert len(v2) == 12 and {r["result_version"] for r in v2.values()} == {2}
         assert len(by_id(results_path(stack.settings.data_dir, batch))) == 12
+    finally:
+        stack.stop()
+
+
+def settled_count(settings: Settings, job_id: str, quiet_s: float = 3.0) -> int:
+    """Once a paused job's in-flight documents drained, its processed count holds still."""
+    def count() -> int:
+        return int(wait_checkpoint(settings, job_id, lambda c: True)["processed_documents"])
+
+    before, held_since = count(), time.monotonic()
+    deadline = held_since + 60.0
+    while time.monotonic() - held_since < 1.0:
+        assert time.monotonic() < deadline, "the count of a paused reprocess never settled"
+        time.sleep(0.1)
+        if (now := count()) != before:
+            before, held_since = now, time.monotonic()
+    watch_until = time.monotonic() + quiet_s
+    while time.monotonic() < watch_until:
+        assert count() == before, "documents were processed while the reprocess was paused"
+        time.sleep(0.1)
+    return before
+
+
+def test_pause_resume_and_stop_work_on_a_reprocess(
+    settings: Settings, fake_server: Callable[..., FakeModelServer], tmp_path: Path
+) -> None:
+    server = fake_server(lambda body: ANSWER, delay_s=0.3)
+    settings = openai_settings(settings, server.url, stage_batch_size=2, llm_max_in_flight=1)
+    batch = "reprocess_ctl"
+    stack = Stack(settings)
+    stack.start()
+    try:
+        submit(stack.settings, write_jsonl(tmp_path / "in.jsonl", corpus_lines(20, seed=93)),
+               batch)
+        wait_checkpoint(stack.settings, job_id_for(batch),
+                        lambda c: c["status"] == "COMPLETED", timeout_s=180)
+        job2 = reprocess_job_id(batch, 2)
+        assert cli(stack.settings, "reprocess", batch, "--from-stage", "llm").returncode == 0
+        wait_checkpoint(stack.settings, job2, lambda c: c["processed_documents"] >= 2)
+        paused = cli(stack.settings, "pause", job2)
+        assert paused.returncode == 0 and "PAUSED" in paused.stdout, paused.stderr
+        held = settled_count(stack.settings, job2)
+        assert held < 20
+        busy = cli(stack.settings, "reprocess", batch, "--from-stage", "llm")
+        assert busy.returncode == 2 and "still being made" in busy.stderr
+
+        resumed = cli(stack.settings, "resume", job2)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        cp = wait_checkpoint(stack.settings, job2, lambda c: c["status"] == "COMPLETED"
+                             and c["processed_documents"] == 20, timeout_s=180)
+        assert cp["failed_documents"] == 0
+        assert len(by_id(results_path(stack.settings.data_dir, batch, 2))) == 20
+
+        # A third version from the newest completed one, stopped for good.
+        job3 = reprocess_job_id(batch, 3)
+        third = cli(stack.settings, "reprocess", batch, "--from-stage", "llm")
+        assert third.returncode == 0 and f"(from job {job2})" in third.stdout, third.stderr
+        stopped = cli(stack.settings, "stop", job3)
+        assert stopped.returncode == 0 and "STOPPED" in stopped.stdout, stopped.stderr
+        assert cli(stack.settings, "resume", job3).returncode == 2
     finally:
         stack.stop()

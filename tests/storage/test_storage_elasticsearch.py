@@ -104,6 +104,22 @@ def test_term_queries_on_job_and_entity_label(es_backend: ElasticsearchBackend) 
     assert count(es_backend, {"match": {"text": "paris"}}) == 3
 
 
+def test_a_reprocess_keeps_both_versions_and_the_newest_is_found_first(
+        es_backend: ElasticsearchBackend) -> None:
+    first = doc("v1", job="job-v1").model_copy(update={"models": {"llm": "rules"}})
+    second = doc("v1", job="job-v2").model_copy(update={"result_version": 2,
+                                                        "models": {"llm": "openai:m"}})
+    es_backend.save_documents(records(first, second))
+    assert count(es_backend, {"term": {"batch_id": "batch-1"}}) == 2
+    assert source(es_backend, "job-v1", "v1")["versions"]["models"] == {"llm": "rules"}
+    es_backend.refresh(es_backend.documents_index)
+    hits = es_backend.client.search(
+        index=es_backend.documents_index, query={"term": {"id": "v1"}},
+        sort=[{"result_version": "desc"}], size=1).body["hits"]["hits"]
+    assert hits[0]["_source"]["job_id"] == "job-v2"
+    assert hits[0]["_source"]["result_version"] == 2
+
+
 def test_awkward_text_and_ids_round_trip_unchanged(es_backend: ElasticsearchBackend) -> None:
     controls = "".join(chr(c) for c in range(32))
     text = ('quotes " \' backslashes \\ \\\\ \\n controls ' + controls

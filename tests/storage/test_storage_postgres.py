@@ -25,6 +25,7 @@ from eventpipe.models import (
     Stage,
     Triplet,
     job_id_for,
+    reprocess_job_id,
 )
 from eventpipe.storage.base import BackendUnavailable, ResultRecord, StorageError, result_record
 from eventpipe.storage.pg_migrate import available_migrations, migrate
@@ -110,6 +111,25 @@ def test_saves_documents_with_their_rows(pg_backend: PostgresBackend, db: Any) -
     ]
     assert count(db, "triplets") == 2
     assert count(db, "events") == 2
+
+
+def test_a_reprocess_keeps_both_versions_and_latest_documents_answers_the_newest(
+    pg_backend: PostgresBackend, db: Any
+) -> None:
+    first = make_doc("v-d1").model_copy(update={"models": {"llm": "rules"}})
+    second = make_doc("v-d1").model_copy(update={
+        "job_id": reprocess_job_id("batch-pg", 2), "result_version": 2,
+        "models": {"llm": "openai:m"}, "events": []})
+    pg_backend.save_documents([record(first), record(second)])
+    kept = rows(db, "SELECT result_version, versions->'models'->>'llm' FROM documents "
+                "WHERE batch_id = 'batch-pg' AND doc_id = 'v-d1' ORDER BY result_version")
+    assert kept == [(1, "rules"), (2, "openai:m")]
+    newest = rows(db, "SELECT job_id::text, result_version FROM latest_documents "
+                  "WHERE batch_id = 'batch-pg' AND doc_id = 'v-d1'")
+    assert newest == [(reprocess_job_id("batch-pg", 2), 2)]
+    # Each version's child rows stay with its job.
+    assert rows(db, "SELECT count(*) FROM events WHERE job_id = %s AND doc_id = 'v-d1'",
+                JOB) == [(1,)]
 
 
 def test_saving_again_leaves_one_set_of_rows_the_newest(

@@ -106,6 +106,9 @@ DOCUMENTS_MAPPINGS: dict[str, Any] = {
             },
         },
         "timings_ms": {"type": "object", "dynamic": True},
+        # A reprocess (a job of its own: its own _id) adds version N beside the earlier ones;
+        # sorting a batch's documents by it answers with the newest.
+        "result_version": _INT,
         "saved_at": {"type": "date"},
     },
 }

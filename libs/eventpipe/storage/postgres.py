@@ -38,10 +38,13 @@ log = logging.getLogger(__name__)
 
 _UPSERT_DOCUMENT = """
 INSERT INTO documents
-    (job_id, doc_id, batch_id, text, meta, timings_ms, saved_at, nul_bytes_stripped)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    (job_id, doc_id, batch_id, text, meta, timings_ms, saved_at, result_version, versions,
+     nul_bytes_stripped)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (job_id, doc_id) DO UPDATE SET
     batch_id = EXCLUDED.batch_id,
+    result_version = EXCLUDED.result_version,
+    versions = EXCLUDED.versions,
     text = EXCLUDED.text,
     meta = EXCLUDED.meta,
     timings_ms = EXCLUDED.timings_ms,
@@ -177,10 +180,11 @@ class _DocumentRows:
         text = clean.text(record["text"])
         meta = Jsonb(clean.json(record.get("meta") or {}))
         timings = Jsonb(clean.json(record.get("timings_ms") or {}))
+        versions = Jsonb(clean.json(record.get("versions") or {}))
         # Counted last, after every value of the document went through the stripper.
         self.document = (
             *key, record["batch_id"], text, meta, timings, _timestamp(record["saved_at"]),
-            clean.stripped,
+            int(record.get("result_version") or 1), versions, clean.stripped,
         )
 
 

@@ -6,21 +6,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING, TextIO
 
 from eventpipe.checkpoint.model import Checkpoint
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 class Progress:
@@ -39,6 +31,18 @@ class Progress:
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         if self.tty:
+            # Imported here: a run in a pipe or a log does not load rich.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(
                 TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                 TaskProgressColumn(), TextColumn("failed {task.fields[failed]}"),

@@ -1,19 +1,20 @@
 """Tables for a person at a terminal (rich): `status` and `failures list`. Piped or captured
-output keeps the plain text of `output.py`, which scripts and tests read."""
+output keeps the plain text of `output.py`, which scripts and tests read. rich is imported
+only when a table is drawn: a command in a pipe does not pay for it."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from rich import box
-from rich.console import Console, RenderableType
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.models import JobStatus
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+    from rich.text import Text
 
 STATUS_STYLES = {JobStatus.RUNNING.value: "cyan", JobStatus.PAUSED.value: "yellow",
                  JobStatus.STOPPED.value: "magenta", JobStatus.COMPLETED.value: "green",
@@ -25,16 +26,24 @@ def on_terminal() -> bool:
 
 
 def show(renderables: Iterable[RenderableType]) -> None:
+    from rich.console import Console
+
     console = Console()
     for r in renderables:
         console.print(r)
 
 
 def _status(value: str) -> Text:
+    from rich.text import Text
+
     return Text(value, style=STATUS_STYLES.get(value, ""))
 
 
 def status_tables(cp: Checkpoint) -> list[RenderableType]:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     total, processed, failed = cp.total_documents, cp.processed_documents, cp.failed_documents
     pct = 100.0 * processed / total if total else 0.0
     job = Table(title=f"Job {cp.job_id}", box=box.SIMPLE, show_header=False)
@@ -63,6 +72,10 @@ def status_tables(cp: Checkpoint) -> list[RenderableType]:
 
 
 def failures_table(rows: list[Mapping[str, Any]], title: str) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, box=box.SIMPLE_HEAD)
     for name in ("document", "stage", "class", "attempts", "reason"):
         table.add_column(name, overflow="fold", justify="right" if name == "attempts" else "left")
@@ -76,6 +89,10 @@ def failures_table(rows: list[Mapping[str, Any]], title: str) -> Table:
 
 
 def counts_table(by_stage: Mapping[str, int], by_reason: Mapping[str, int]) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="Counts", box=box.SIMPLE_HEAD)
     table.add_column("stage / reason", overflow="fold")
     table.add_column("documents", justify="right")

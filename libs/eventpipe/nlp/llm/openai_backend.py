@@ -18,6 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from eventpipe.backoff import Backoff, retry
+from eventpipe.errors import EventpipeError
 from eventpipe.nlp.llm.base import SCHEMA_NAME, BackendError, BackendUnreachable, InvalidOutput
 from eventpipe.nlp.llm.prompt import Messages
 from eventpipe.settings import Settings
@@ -197,7 +198,7 @@ def _retry_after(exc: Exception) -> float:
     return exc.retry_after_s if isinstance(exc, _TryAgain) else 0.0
 
 
-class _TryAgain(Exception):
+class _TryAgain(EventpipeError):
     """A request worth sending again: the server was not reached, busy (429) or failed (5xx)."""
 
     def __init__(self, problem: str, unreachable: bool = False,

@@ -35,7 +35,7 @@ from eventpipe.models import (
 )
 from eventpipe.settings import Settings
 from eventpipe.storage.base import ResultRecord
-from eventpipe.storage.jsonl import JsonlStore, results_path
+from eventpipe.storage.jsonl import JsonlStore, result_versions, results_path
 
 # The stages a reprocess can start at, and the topic each reads.
 FROM_STAGES = {Stage.LLM.value: "dp", Stage.DP.value: "ner"}
@@ -60,16 +60,28 @@ def version_of(cp: Checkpoint) -> int:
 
 
 def batch_versions(settings: Settings, batch_id: str) -> dict[int, Checkpoint]:
-    """The job of every result version of a batch, by version (ids are derived: O(versions))."""
+    """The job of every result version of a batch, by version (ids are derived: O(versions)).
+    A version whose checkpoint `cleanup` deleted leaves a gap; its results file still counts
+    (see `next_version`), so the versions after it are still found."""
     found: dict[int, Checkpoint] = {}
     first = load_checkpoint(settings, job_id_for(batch_id))
     if first is not None:
         found[1] = first
+    top = max(result_versions(settings.data_dir, batch_id), default=1)
     version = 2
-    while (cp := load_checkpoint(settings, reprocess_job_id(batch_id, version))) is not None:
-        found[version] = cp
+    while True:
+        cp = load_checkpoint(settings, reprocess_job_id(batch_id, version))
+        if cp is not None:
+            found[version] = cp
+        elif version > top:
+            return found
         version += 1
-    return found
+
+
+def next_version(settings: Settings, batch_id: str, versions: dict[int, Checkpoint]) -> int:
+    """One more than any version with a checkpoint or a results file: never a version whose
+    saved results would make the new ones look already written."""
+    return max([*versions, *result_versions(settings.data_dir, batch_id), 1]) + 1
 
 
 def saved_results(settings: Settings, source: Checkpoint) -> list[ResultRecord]:
@@ -166,7 +178,7 @@ def start(settings: Settings, job: str, from_stage: str, timeout_s: float = 30.0
     records = saved_results(settings, source)
     if not records:
         raise Refused(f"job {source.job_id} has no saved processed documents to reprocess")
-    version = newest + 1
+    version = next_version(settings, source.batch_id, versions)
     job_id = reprocess_job_id(source.batch_id, version)
     epoch_ms = int(time.time() * 1000)
     for record in records:  # every one valid before anything is registered

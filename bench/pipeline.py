@@ -43,6 +43,7 @@ from eventpipe.jobs import submit
 from eventpipe.nlp.entities import entities_from_doc, sentences_from_doc
 from eventpipe.nlp.events import EventInput, RulesBackend
 from eventpipe.nlp.model import load_pipeline
+from eventpipe.nlp.predicates import predicates_from_doc
 from eventpipe.nlp.triplets import triplets_from_doc
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
@@ -66,8 +67,8 @@ def baseline(
     for doc, sp in zip(docs, parsed, strict=True):
         entities = entities_from_doc(sp)
         triplets = triplets_from_doc(sp)
-        events = backend.extract_batch(
-            [EventInput(doc["text"], entities, triplets, sentences_from_doc(sp))])[0]
+        events = backend.extract_batch([EventInput(
+            doc["text"], entities, triplets, sentences_from_doc(sp), predicates_from_doc(sp))])[0]
         line = {"id": doc["id"], "entities": [e.model_dump() for e in entities],
                 "triplets": [t.model_dump() for t in triplets],
                 "events": [e.model_dump() for e in events]}

@@ -28,6 +28,7 @@ raise from it. The classes keep their old homes as names too (`eventpipe.storage
     │   ├── NLPError               the spaCy layer
     │   │   └── ModelNotFoundError no spaCy pipeline could be loaded
     │   ├── InvalidOutput          a language model answered off the schema
+    │   │   └── OverBudget         its time budget ran out before the answer was whole
     │   └── BackendError           (also RuntimeError) an events backend gave no answer
     │       └── BackendUnreachable no answer at all: transient, retried later
     ├── CheckpointError            job state and checkpoint files
@@ -151,6 +152,11 @@ class InvalidOutput(ModelError):
     def __init__(self, reason: str, output: str = "") -> None:
         super().__init__(reason)
         self.output = output
+
+
+class OverBudget(InvalidOutput):
+    """The model ran out of its time budget before the answer was whole: the document falls
+    back at once (a retry would cost the same again)."""
 
 
 class BackendError(ModelError, RuntimeError):

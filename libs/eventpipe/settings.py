@@ -194,7 +194,22 @@ class Settings(BaseSettings):
         "auto", description="transformers: where to run (auto: CUDA when present)."
     )
     llm_batch_size: int = Field(16, ge=1, description="Documents per generate() call.")
-    llm_max_new_tokens: int = Field(256, ge=8, description="Most tokens generated per document.")
+    llm_max_new_tokens: int = Field(
+        256, ge=8, description="Most tokens generated per document (the `open` prompt)."
+    )
+    llm_prompt: Literal["candidates", "open"] = Field(
+        "candidates",
+        description="How the model is asked: `candidates` (keep and type the parse's "
+        "subject-action-object triplets: short answers that always finish) or `open` (write "
+        "whole events from the text).",
+    )
+    llm_time_budget_s: float | None = Field(
+        60.0,
+        gt=0,
+        description="transformers: seconds of generation per request (a generate() call of "
+        "n requests stops after n times this); answers unfinished then fall back to rules, "
+        "saying so. None: no limit.",
+    )
     llm_base_url: str | None = Field(
         None, description="openai: base URL of an OpenAI-compatible server (…/v1)."
     )

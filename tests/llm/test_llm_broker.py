@@ -48,7 +48,8 @@ def test_openai_backend_through_the_broker(
     lines = [*corpus_lines(6, seed=71),
              json.dumps({"id": "fallback", "text": "FALLBACK: Police arrested a man in Lyon."})]
     results = run_batch(settings.model_copy(update={
-        "llm_backend": "openai", "llm_base_url": server.url, "llm_model": "fake-model"}),
+        "llm_backend": "openai", "llm_base_url": server.url, "llm_model": "fake-model",
+        "llm_prompt": "open"}),
         lines, "openai_stage", tmp_path)
     assert len(results) == 7
     for doc_id, r in results.items():

@@ -62,7 +62,7 @@ def backends() -> Iterator[Callable[..., LLMBackend]]:
 
     def make(url: str, **options: Any) -> LLMBackend:
         options = {"api_key": SecretStr(KEY), "backoff_s": 0.01, **options}
-        backend = LLMBackend(OpenAIGenerator(url, "fake-model", **options))
+        backend = LLMBackend(OpenAIGenerator(url, "fake-model", **options), prompt="open")
         made.append(backend)
         return backend
 

@@ -93,7 +93,9 @@ def test_transformers(tiny_model: Path) -> None:
 
 def test_openai(fake_server: Start) -> None:
     server = fake_server(lambda body: ANSWER)
-    settings = Settings(llm_backend="openai", llm_base_url=server.url, llm_model="fake")
+    settings = Settings(
+        llm_backend="openai", llm_base_url=server.url, llm_model="fake", llm_prompt="open"
+    )
     results = run_stage(settings, [TEXT, TEXT])
     for result in results:
         assert isinstance(result, DocumentMessage)
@@ -105,7 +107,9 @@ def test_openai(fake_server: Start) -> None:
 
 def test_openai_fallback_is_recorded_on_the_document(fake_server: Start) -> None:
     server = fake_server(lambda body: '{"events": "none"}')
-    settings = Settings(llm_backend="openai", llm_base_url=server.url, llm_model="fake")
+    settings = Settings(
+        llm_backend="openai", llm_base_url=server.url, llm_model="fake", llm_prompt="open"
+    )
     (result,) = run_stage(settings, [TEXT])
     assert isinstance(result, DocumentMessage)
     assert result.events_backend == "rules"
@@ -133,7 +137,11 @@ def test_one_document_fails_alone(fake_server: Start) -> None:
 
     server = fake_server(answer)
     settings = Settings(
-        llm_backend="openai", llm_base_url=server.url, llm_model="fake", llm_max_retries=0
+        llm_backend="openai",
+        llm_base_url=server.url,
+        llm_model="fake",
+        llm_max_retries=0,
+        llm_prompt="open",
     )
     first, failed, last = run_stage(settings, [TEXT, "Ajax beat Feyenoord.", TEXT])
     assert isinstance(failed, BackendError)

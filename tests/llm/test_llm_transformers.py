@@ -80,7 +80,7 @@ def test_backend_gives_events_from_the_model(generator: TransformersGenerator) -
 def test_cut_off_answers_fall_back_to_rules(tiny_model: Path) -> None:
     short = TransformersGenerator(tiny_model, batch_size=4, max_new_tokens=8)
     inputs = docs()
-    results = LLMBackend(short).extract_results(inputs)
+    results = LLMBackend(short, prompt="open").extract_results(inputs)
     rules = RulesBackend()
     for result, doc in zip(results, inputs, strict=True):
         assert isinstance(result, EventsResult)

@@ -149,22 +149,35 @@ class RulesBackend:
     def extract(self, doc: EventInput) -> list[Event]:
         if doc.predicates:
             return _predicate_events(doc)
+        return [event for event, _ in self.events_with_triplets(doc)]
+
+    def events_with_triplets(
+        self, doc: EventInput, *, keep_weak: bool = False
+    ) -> list[tuple[Event, Triplet]]:
+        """Each event with the triplet it comes from. `keep_weak` also keeps, typed `other`,
+        the asserted triplets the rules find too weak alone (the language-model backends'
+        candidates)."""
         by_sentence = _entities_by_sentence(doc)
-        events = []
+        found = []
         for triplet in doc.triplets:
-            event = _event(doc.text, triplet, by_sentence.get(triplet.sentence, []))
+            event = _event(
+                doc.text, triplet, by_sentence.get(triplet.sentence, []), keep_weak=keep_weak
+            )
             if event is not None:
-                events.append(event)
-        return events
+                found.append((event, triplet))
+        return found
 
 
-def _event(text: str, triplet: Triplet, entities: list[Entity]) -> Event | None:
+def _event(
+    text: str, triplet: Triplet, entities: list[Entity], *, keep_weak: bool = False
+) -> Event | None:
     if triplet.negated:
         return None
     kind = event_type(triplet.action)
     participants = _participants(triplet, kind, entities)
     mentions_entity = any(p.label is not None for p in participants)
-    if kind is None and (not mentions_entity or triplet.action.split(" ")[0] in LIGHT_VERBS):
+    weak = not mentions_entity or triplet.action.split(" ")[0] in LIGHT_VERBS
+    if kind is None and weak and not keep_weak:
         return None
     return Event(
         trigger=text[triplet.start_char : triplet.end_char] or triplet.action,

@@ -51,7 +51,7 @@ def llm_backend(name: str, settings: Settings) -> LLMBackend:
     if settings.llm_cache:
         directory = settings.llm_cache_dir or settings.data_dir / "cache" / "llm"
         cache = ResponseCache(directory, name)
-    return LLMBackend(make_generator(name, settings), cache)
+    return LLMBackend(make_generator(name, settings), cache, prompt=settings.llm_prompt)
 
 
 # The factories `eventpipe.nlp.events.BACKENDS` names.

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from eventpipe.errors import BackendError as BackendError
 from eventpipe.errors import BackendUnreachable as BackendUnreachable
 from eventpipe.errors import InvalidOutput as InvalidOutput
+from eventpipe.errors import OverBudget as OverBudget
 from eventpipe.models import Event, Participant
 from eventpipe.nlp.events import (
     EVENT_TYPES,
@@ -26,6 +27,7 @@ from eventpipe.nlp.events import (
     labeller,
     sentence_of,
 )
+from eventpipe.nlp.llm import candidates as cand
 from eventpipe.nlp.llm.cache import ResponseCache, cache_key
 from eventpipe.nlp.llm.prompt import Messages, build_messages, repair_messages
 
@@ -105,11 +107,15 @@ class Generator(Protocol):
     name: str
 
     def generate(
-        self, requests: Sequence[Messages], schema: dict[str, Any]
+        self,
+        requests: Sequence[Messages],
+        schema: dict[str, Any],
+        max_tokens: int | None = None,
     ) -> list[str | Exception]:
         """One answer per request, in order: the raw text; `InvalidOutput` when the answer
         is unusable (cut off); or the exception that fails that request's document. Raising
-        fails every document of the call."""
+        fails every document of the call. `max_tokens` overrides the configured budget
+        (the candidates prompt knows its answer's longest form)."""
         ...
 
     def close(self) -> None: ...
@@ -170,18 +176,33 @@ def to_events(parsed: LLMEvents, doc: EventInput, source: str) -> list[Event]:
     return events
 
 
+PromptMode = Literal["candidates", "open"]
+
+
 class LLMBackend:
     """An `EventBackend` over a generator: validation, one retry and the rules fallback; with
-    a response cache, a request answered before (validly) is not sent again."""
+    a response cache, a request answered before (validly) is not sent again.
 
-    def __init__(self, generator: Generator, cache: ResponseCache | None = None) -> None:
+    `prompt` is how the model is asked: `candidates` (the default: the model keeps and types
+    the triplets the parse found, an answer that always fits its budget; see
+    `candidates.py`) or `open` (the model writes whole events from the text)."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        cache: ResponseCache | None = None,
+        prompt: PromptMode = "candidates",
+    ) -> None:
         self.generator = generator
         self.name = generator.name
         self.identity = str(getattr(generator, "identity", generator.name))
         self.cache = cache
+        self.prompt = prompt
         self.rules = RulesBackend()
 
     def extract_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
+        if self.prompt == "candidates":
+            return self._candidate_results(docs)
         requests = [build_messages(doc) for doc in docs]
         schema = events_schema()
         keys = [cache_key(self.identity, r, schema) for r in requests] if self.cache else []
@@ -191,7 +212,11 @@ class LLMBackend:
         answers: list[str | Exception] = [
             hit if hit is not None else next(fresh) for hit in cached]
         outcomes = [self._check(raw, doc) for raw, doc in zip(answers, docs, strict=True)]
-        invalid = {i: out for i, out in enumerate(outcomes) if isinstance(out, InvalidOutput)}
+        invalid = {
+            i: out
+            for i, out in enumerate(outcomes)
+            if isinstance(out, InvalidOutput) and not isinstance(out, OverBudget)
+        }
         if invalid:
             # The error goes back to the model: a greedy decoder given the same prompt
             # would only repeat itself.
@@ -214,9 +239,94 @@ class LLMBackend:
     def release(self) -> None:
         self.generator.release()
 
-    def _generate(self, requests: list[Messages]) -> list[str | Exception]:
+    def _candidate_results(self, docs: Sequence[EventInput]) -> list[EventsOutcome]:
+        found = [cand.candidates(doc, self.rules) for doc in docs]
+        # (document, first candidate's index, messages, candidates) per request.
+        asks: list[tuple[int, int, Messages, int]] = []
+        for d, (doc, cands) in enumerate(zip(docs, found, strict=True)):
+            first = 0
+            for messages, count in cand.requests_for(doc, cands):
+                asks.append((d, first, messages, count))
+                first += count
+        answered: dict[int, list[Event]] = {}
+        problems: list[Exception | None] = [None] * len(docs)
+        # Valid answers are cached under the first request's key (as for open answers).
+        keys = [cache_key(self.identity, m, cand.answer_schema(c)) for _, _, m, c in asks]
+        hits = {i: hit for i, key in enumerate(keys) if (hit := self._cached(key)) is not None}
+        pending = [i for i in range(len(asks)) if i not in hits]
+        for attempt in range(2):
+            answers = dict(zip(pending, self._ask_candidates([asks[i] for i in pending]),
+                               strict=True))
+            if attempt == 0:
+                answers |= hits
+            retry = []
+            for i, raw in sorted(answers.items()):
+                d, first, messages, count = asks[i]
+                chunk = found[d][first : first + count]
+                try:
+                    if isinstance(raw, Exception):
+                        raise raw
+                    answered[i] = cand.parse_answer(raw, chunk, self.name)
+                    if self.cache is not None and i not in hits:
+                        self.cache.put(keys[i], raw)
+                except (ValueError, InvalidOutput) as exc:
+                    if attempt == 0 and not isinstance(exc, OverBudget):
+                        # The error goes back to the model, as for open answers.
+                        bad = raw.output if isinstance(raw, InvalidOutput) else str(raw)
+                        asks[i] = (d, first, repair_messages(messages, bad, str(exc)), count)
+                        retry.append(i)
+                    else:
+                        problems[d] = problems[d] or InvalidOutput(str(exc))
+                except Exception as exc:
+                    problems[d] = exc
+            pending = retry
+            if not pending:
+                break
+        outcomes: list[EventsOutcome] = []
+        for d, doc in enumerate(docs):
+            problem = problems[d]
+            if problem is None:
+                # Requests were made in text order; retries answered later.
+                events = [e for i in sorted(answered) if asks[i][0] == d for e in answered[i]]
+                outcomes.append(EventsResult(events, self.name))
+            elif isinstance(problem, InvalidOutput):
+                outcomes.append(self._settle(problem, doc))
+            else:
+                outcomes.append(problem)
+        return outcomes
+
+    def _cached(self, key: str) -> str | None:
+        return self.cache.get(key) if self.cache is not None else None
+
+    def _ask_candidates(self, asks: list[tuple[int, int, Messages, int]]) -> list[str | Exception]:
+        """Answers in the order of `asks`; requests with the same number of candidates share
+        a schema and so a call."""
+        answers: list[str | Exception] = [BackendError("not asked")] * len(asks)
+        by_count: dict[int, list[int]] = {}
+        for i, (_, _, _, count) in enumerate(asks):
+            by_count.setdefault(count, []).append(i)
+        for count, members in sorted(by_count.items()):
+            got = self._generate(
+                [asks[i][2] for i in members],
+                cand.answer_schema(count),
+                cand.token_budget(count),
+            )
+            for i, raw in zip(members, got, strict=True):
+                answers[i] = raw
+        return answers
+
+    def _generate(
+        self,
+        requests: list[Messages],
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> list[str | Exception]:
+        if not requests:
+            return []
         try:
-            answers = self.generator.generate(requests, events_schema())
+            answers = self.generator.generate(
+                requests, schema or events_schema(), max_tokens=max_tokens
+            )
             if len(answers) != len(requests):
                 raise BackendError(
                     f"{self.name} gave {len(answers)} answers to {len(requests)} requests"
@@ -239,6 +349,9 @@ class LLMBackend:
     def _settle(self, outcome: EventsOutcome | InvalidOutput, doc: EventInput) -> EventsOutcome:
         if not isinstance(outcome, InvalidOutput):
             return outcome
-        reason = f"{self.name}: invalid output after a retry: {outcome}"[:500]
+        if isinstance(outcome, OverBudget):
+            reason = f"{self.name}: {outcome}"
+        else:
+            reason = f"{self.name}: invalid output after a retry: {outcome}"[:500]
         log.warning("events fell back to rules", extra={"reason": reason})
         return EventsResult(self.rules.extract(doc), self.rules.name, fallback=reason)

@@ -100,11 +100,16 @@ class OpenAIGenerator:
         )
 
     def generate(
-        self, requests: Sequence[Messages], schema: dict[str, Any]
+        self,
+        requests: Sequence[Messages],
+        schema: dict[str, Any],
+        max_tokens: int | None = None,
     ) -> list[str | Exception]:
         body_format = self._format(schema)
         outage = _Outage()
-        futures = [self._pool.submit(self._complete, m, body_format, outage) for m in requests]
+        budget = max_tokens or self.max_tokens
+        futures = [self._pool.submit(self._complete, m, body_format, budget, outage)
+                   for m in requests]
         answers: list[str | Exception] = []
         for future in futures:
             try:
@@ -130,12 +135,12 @@ class OpenAIGenerator:
         return {"type": "json_object", "schema": schema}
 
     def _complete(self, messages: Messages, response_format: dict[str, Any],
-                  outage: _Outage) -> str:
+                  max_tokens: int, outage: _Outage) -> str:
         payload = {
             "model": self.model,
             "messages": messages,
             "response_format": response_format,
-            "max_tokens": self.max_tokens,
+            "max_tokens": max_tokens,
             "temperature": 0,
         }
         response = self._post(payload, outage)
@@ -150,7 +155,7 @@ class OpenAIGenerator:
             ) from None
         if finish == "length":
             raise InvalidOutput(
-                f"cut off at {self.max_tokens} tokens (EVENTPIPE_LLM_MAX_NEW_TOKENS)",
+                f"cut off at {max_tokens} tokens (EVENTPIPE_LLM_MAX_NEW_TOKENS)",
                 content if isinstance(content, str) else "",
             )
         if not isinstance(content, str):

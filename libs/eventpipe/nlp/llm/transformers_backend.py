@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eventpipe.nlp.llm.base import BackendError, InvalidOutput
+from eventpipe.nlp.llm.base import BackendError, InvalidOutput, OverBudget
 from eventpipe.nlp.llm.prompt import Messages
 from eventpipe.settings import Settings
 
@@ -117,6 +117,7 @@ class TransformersGenerator:
         device: str = "auto",
         batch_size: int = 16,
         max_new_tokens: int = 256,
+        time_budget_s: float | None = None,
         cache_dir: Path | None = None,
     ) -> None:
         torch, transformers, xgrammar = _imports()
@@ -142,6 +143,7 @@ class TransformersGenerator:
         self.model: Any = self._load_model()
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
+        self.time_budget_s = time_budget_s
         self.stop_ids = self._stop_ids()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.convert_ids_to_tokens(self.stop_ids[0])
@@ -164,6 +166,7 @@ class TransformersGenerator:
             device=settings.llm_device,
             batch_size=settings.llm_batch_size,
             max_new_tokens=settings.llm_max_new_tokens,
+            time_budget_s=settings.llm_time_budget_s,
         )
 
     def _stop_ids(self) -> list[int]:
@@ -189,8 +192,12 @@ class TransformersGenerator:
         return "\n\n".join([*turns, "Assistant:"])
 
     def generate(
-        self, requests: Sequence[Messages], schema: dict[str, Any]
+        self,
+        requests: Sequence[Messages],
+        schema: dict[str, Any],
+        max_tokens: int | None = None,
     ) -> list[str | Exception]:
+        budget = max_tokens or self.max_new_tokens
         grammar = self._grammar(schema)
         prompts = [self.render(messages) for messages in requests]
         lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False).input_ids]
@@ -200,7 +207,7 @@ class TransformersGenerator:
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             try:
-                texts = self._generate_batch([prompts[i] for i in chunk], grammar)
+                texts = self._generate_batch([prompts[i] for i in chunk], grammar, budget)
             except Exception as exc:  # out of memory, say: this batch's documents fail
                 log.warning("generate() failed", extra={"size": len(chunk), "error": str(exc)})
                 texts = [exc] * len(chunk)
@@ -246,20 +253,26 @@ class TransformersGenerator:
             )
         return self._grammars[key]
 
-    def _generate_batch(self, prompts: list[str], grammar: Any) -> list[str | Exception]:
+    def _generate_batch(
+        self, prompts: list[str], grammar: Any, max_new_tokens: int
+    ) -> list[str | Exception]:
         torch, transformers = self._torch, self._transformers
         encoded = self.tokenizer(
             prompts, return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
         mask = _GrammarMask(self._xgr, grammar, len(prompts))
+        limit = self.time_budget_s * len(prompts) if self.time_budget_s else None
         config = transformers.GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=max_new_tokens,
+            # On a CPU a batch's rows share the cores: the call gets each row's budget.
+            max_time=limit,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.stop_ids,
         )
         if self.model is None:
             self.model = self._load_model()
+        started = time.monotonic()
         with torch.inference_mode():
             output = self.model.generate(
                 **encoded,
@@ -267,16 +280,29 @@ class TransformersGenerator:
                 logits_processor=transformers.LogitsProcessorList([mask]),
             )
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        out_of_time = (
+            limit is not None
+            and time.monotonic() - started >= limit
+            and new_tokens.shape[1] < max_new_tokens
+        )
         mask.settle(new_tokens)
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         results: list[str | Exception] = []
         for row, text in enumerate(texts):
             if mask.complete(row):
                 results.append(text)
+            elif out_of_time:
+                results.append(
+                    OverBudget(
+                        f"over the time budget of {self.time_budget_s:g} s "
+                        "(EVENTPIPE_LLM_TIME_BUDGET_S)",
+                        text,
+                    )
+                )
             else:
                 results.append(
                     InvalidOutput(
-                        f"cut off at {self.max_new_tokens} new tokens "
+                        f"cut off at {max_new_tokens} new tokens "
                         "(EVENTPIPE_LLM_MAX_NEW_TOKENS)",
                         text,
                     )

@@ -4,8 +4,9 @@ from collections.abc import Sequence
 
 from eventpipe.kafka.topics import Topics
 from eventpipe.models import DocumentMessage, Stage
-from eventpipe.nlp.events import EventBackend, EventInput, build_backend
+from eventpipe.nlp.events import EventBackend, EventInput, build_backend, fallback_kind
 from eventpipe.nlp.llm import LLMBackend
+from eventpipe.runtime.metrics import EVENTS_BY_BACKEND
 from eventpipe.runtime.service import main_for
 from eventpipe.runtime.stage import ProcessBatch, StageResult, StageRunner
 from eventpipe.settings import Settings
@@ -23,6 +24,7 @@ def make_process(backend: EventBackend) -> ProcessBatch:
             doc.events = result.events
             doc.events_backend = result.backend
             doc.events_fallback = result.fallback
+            EVENTS_BY_BACKEND.labels(result.backend, fallback_kind(result.fallback)).inc()
             out.append(doc)
         return out
 

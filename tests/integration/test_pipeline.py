@@ -75,6 +75,8 @@ def test_batch_with_malformed_lines_completes_exactly_once(stack: Stack, tmp_pat
     assert stats["documents"] == {"total": total, "processed": 210, "failed": 7}
     assert stats["failed_by_stage"] == {"ingest": 7}
     assert sum(stats["events_by_type"].values()) == sum(len(r["events"]) for r in results)
+    assert stats["events_by_backend"] == {"rules": len(results)}
+    assert stats["events_fallbacks"] == {}
     links = [json.loads(x) for x in (data / "event_links_it_batch.jsonl").read_text().splitlines()]
     storylines = (data / "storylines_it_batch.jsonl").read_text().splitlines()
     assert stats["event_links"] == len(links) and stats["storylines"] == len(storylines)

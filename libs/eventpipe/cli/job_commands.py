@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import click
 
@@ -15,7 +16,13 @@ from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.checkpoint.writer import CheckpointWriter
 from eventpipe.cli import options, stack_commands
 from eventpipe.cli.errors import UsageError
-from eventpipe.cli.output import monitor_line, run_summary, status_report, versions_report
+from eventpipe.cli.output import (
+    events_lines,
+    monitor_line,
+    run_summary,
+    status_report,
+    versions_report,
+)
 from eventpipe.cli.progress import Progress
 from eventpipe.cli.tables import on_terminal, show, status_tables
 from eventpipe.errors import StackError
@@ -80,7 +87,8 @@ def cmd_run(args: SimpleNamespace, settings: Settings) -> int:
         cp = wait_for_job(stack, submit(stack.settings, path, batch_id))
     finally:
         stack.stop()
-    print(run_summary(cp, stack.settings.data_dir, time.monotonic() - started))
+    elapsed = time.monotonic() - started
+    print(run_summary(cp, stack.settings.data_dir, elapsed, batch_stats(stack.settings, cp)))
     return 0 if cp.status is JobStatus.COMPLETED else 1
 
 
@@ -115,24 +123,33 @@ def cmd_status(args: SimpleNamespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(cp.to_file(), indent=2, ensure_ascii=False))
         return 0
-    stats_path = batch_output_path(settings.data_dir, cp.batch_id, "batch_stats",
-                                   cp.metadata.result_version or 1)
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else None
-    line = (f"Batch-level results: {stats['event_links']} event links, "
-            f"{stats['storylines']} storylines, events by type {stats['events_by_type']}"
-            if stats else None)
+    stats = batch_stats(settings, cp)
+    lines = [f"Batch-level results: {stats['event_links']} event links, "
+             f"{stats['storylines']} storylines, events by type {stats['events_by_type']}",
+             *events_lines(stats)] if stats else []
     versions = batch_versions(settings, cp.batch_id)
     shown = (versions_report(versions, settings.data_dir, cp.job_id)
              if len(versions) > 1 or cp.metadata.result_version else None)
     if on_terminal():
-        show([*status_tables(cp), *([shown] if shown else []), *([line] if line else [])])
+        show([*status_tables(cp), *([shown] if shown else []), *lines])
         return 0
     print(status_report(cp))
     if shown:
         print(shown)
-    if line:
-        print(f"\n{line}")
+    if lines:
+        print("\n" + "\n".join(lines))
     return 0
+
+
+def batch_stats(settings: Settings, cp: Checkpoint) -> dict[str, Any] | None:
+    """The batch statistics the linker wrote for a job, when it has."""
+    path = batch_output_path(settings.data_dir, cp.batch_id, "batch_stats",
+                             cp.metadata.result_version or 1)
+    try:
+        stats: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stats
 
 
 def cmd_link(args: SimpleNamespace, settings: Settings) -> int:

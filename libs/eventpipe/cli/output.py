@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.models import JobStatus
@@ -46,9 +47,13 @@ def monitor_line(n: int, cp: Checkpoint, rate_per_min: float) -> str:
             f"Rate: {rate_per_min:.1f} docs/min")
 
 
-def run_summary(cp: Checkpoint, data_dir: Path, elapsed_s: float) -> str:
+def run_summary(
+    cp: Checkpoint, data_dir: Path, elapsed_s: float, stats: dict[str, Any] | None = None
+) -> str:
+    per_doc = elapsed_s / cp.total_documents if cp.total_documents else 0.0
     lines = [
-        f"Job {cp.job_id} (batch {cp.batch_id}): {cp.status.value} in {elapsed_s:.1f} s",
+        f"Job {cp.job_id} (batch {cp.batch_id}): {cp.status.value} in {elapsed_s:.1f} s "
+        f"({per_doc:.2f} s per document)",
         f"  total {cp.total_documents}, processed {cp.processed_documents}, "
         f"failed {cp.failed_documents}",
         f"  results:    {results_path(data_dir, cp.batch_id, cp.metadata.result_version or 1)}",
@@ -61,6 +66,8 @@ def run_summary(cp: Checkpoint, data_dir: Path, elapsed_s: float) -> str:
             lines.append(f"    ✗ {doc_id} ({f.stage}): {f.error}")
         if len(failures) > 20:
             lines.append(f"    ... and {len(failures) - 20} more (see the checkpoint file)")
+    if stats:
+        lines += ["  " + line for line in events_lines(stats)]
     return "\n".join(lines)
 
 
@@ -95,3 +102,23 @@ def versions_report(versions: dict[int, Checkpoint], data_dir: Path, this_job: s
             lines.append(f"      pipeline {made.get('pipeline')}, schema {made.get('schema')}"
                          + (f", models: {what}" if what else ""))
     return "\n".join(lines)
+
+
+def events_lines(stats: dict[str, Any]) -> list[str]:
+    """Which backend the documents' events came from, the fallbacks by reason, and one line
+    when most documents fell back: a language model that yields little says so."""
+    backends: dict[str, int] = stats.get("events_by_backend") or {}
+    fallbacks: dict[str, int] = stats.get("events_fallbacks") or {}
+    if not backends:
+        return []
+    lines = ["events from: " + ", ".join(f"{name} {n}" for name, n in backends.items())]
+    if fallbacks:
+        fell = sum(fallbacks.values())
+        reasons = "; ".join(f"{reason}: {n}" for reason, n in fallbacks.items())
+        lines.append(f"fell back to rules: {fell} ({reasons})")
+        if fell * 2 > sum(backends.values()):
+            lines.append(
+                f"warning: {fell} of {sum(backends.values())} documents fell back to the rules "
+                "backend: the language model gave little (see the reasons above)"
+            )
+    return lines

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from eventpipe.checkpoint.model import Checkpoint
+from eventpipe.nlp.events import fallback_kind
 from eventpipe.storage.base import ResultRecord
 
 
@@ -23,9 +24,14 @@ def batch_statistics(
     labels: dict[str, Counter[str]] = defaultdict(Counter)
     types: Counter[str] = Counter()
     stage_times: dict[str, list[float]] = defaultdict(list)
+    backends: Counter[str] = Counter()
+    fallbacks: Counter[str] = Counter()
     documents = 0
     for record in records:
         documents += 1
+        backends[str(record.get("events_backend") or "rules")] += 1
+        if record.get("events_fallback"):
+            fallbacks[fallback_kind(str(record["events_fallback"]))] += 1
         for e in record.get("entities") or []:
             labels[e["label"]][e["text"]] += 1
         for ev in record.get("events") or []:
@@ -46,6 +52,9 @@ def batch_statistics(
                                       "most_frequent": [t for t, _ in c.most_common(10)]}
                               for label, c in sorted(labels.items())},
         "events_by_type": dict(types.most_common()),
+        # Which backend's events the documents got, and why those that fell back did.
+        "events_by_backend": dict(backends.most_common()),
+        "events_fallbacks": dict(fallbacks.most_common(20)),
         "event_links": links,
         "storylines": storylines,
         "time_per_stage_ms": {stage: {"mean": round(sum(v) / len(v), 3),

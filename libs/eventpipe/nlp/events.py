@@ -97,6 +97,14 @@ class EventsResult:
     fallback: str | None = None
 
 
+def fallback_kind(reason: str | None) -> str:
+    """A fallback reason without its details ("transformers: over the time budget"), to count
+    reasons by kind; "" for no fallback."""
+    if not reason:
+        return ""
+    return reason.split(" (", 1)[0].split(": ", 2)[-1][:80] if ": " in reason else reason[:80]
+
+
 # Per document: its events, or the exception that fails that document alone.
 EventsOutcome = EventsResult | Exception
 

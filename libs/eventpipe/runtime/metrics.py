@@ -19,6 +19,9 @@ CHECKPOINT_WRITE_SECONDS = Histogram(
     "eventpipe_checkpoint_write_seconds", "Time to write one checkpoint file")
 BACKEND_SAVE_SECONDS = Histogram(
     "eventpipe_backend_save_seconds", "Time to save one batch to a backend", ["backend"])
+EVENTS_BY_BACKEND = Counter(
+    "eventpipe_events_documents", "Documents of the events stage by the backend whose events "
+    "they got and, for a rules fallback, the reason's kind", ["backend", "fallback"])
 BACKEND_ERRORS = Counter(
     "eventpipe_backend_errors", "Failed saves, by backend and kind", ["backend", "kind"])
 JOBS_STUCK = Gauge(

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from llm_helpers import build_tiny_gguf
 
+from eventpipe.models import Triplet
 from eventpipe.nlp.events import EventInput, EventsResult, RulesBackend
 from eventpipe.nlp.llm import InvalidOutput, LLMBackend, events_schema, parse_events
 from eventpipe.nlp.llm.prompt import build_messages
@@ -47,6 +48,22 @@ def docs() -> list[EventInput]:
     return [EventInput(text, [], [], []) for text in TEXTS]
 
 
+def parsed_docs() -> list[EventInput]:
+    """The texts with a triplet each where they have a verb in second place: the candidates
+    prompt asks the model about triplets only."""
+    out = []
+    for text in TEXTS:
+        words = text.split()
+        if len(words) < 3:
+            out.append(EventInput(text, [], [], []))
+            continue
+        start = text.index(words[1])
+        triplet = Triplet(subject=words[0], action=words[1].lower(), object=words[2],
+                          start_char=start, end_char=start + len(words[1]))
+        out.append(EventInput(text, [], [triplet], [(0, len(text))]))
+    return out
+
+
 def test_constrained_output_is_valid_for_every_document(
     generator: TransformersGenerator,
 ) -> None:
@@ -70,7 +87,7 @@ def test_batching_and_padding_do_not_change_an_answer(generator: TransformersGen
 
 
 def test_backend_gives_events_from_the_model(generator: TransformersGenerator) -> None:
-    results = LLMBackend(generator).extract_results(docs())
+    results = LLMBackend(generator).extract_results(parsed_docs())
     for result in results:
         assert isinstance(result, EventsResult)
         assert (result.backend, result.fallback) == ("transformers", None)
@@ -90,6 +107,24 @@ def test_cut_off_answers_fall_back_to_rules(tiny_model: Path) -> None:
             "(EVENTPIPE_LLM_MAX_NEW_TOKENS)"
         )
         assert result.events == rules.extract(doc)
+
+
+def test_answers_over_the_time_budget_fall_back_at_once(tiny_model: Path) -> None:
+    slow = TransformersGenerator(tiny_model, batch_size=4, time_budget_s=1e-6)
+    inputs = parsed_docs()
+    results = LLMBackend(slow).extract_results(inputs)
+    asked = [doc for doc in inputs if doc.triplets]
+    assert len(asked) >= 4
+    for result, doc in zip(results, inputs, strict=True):
+        assert isinstance(result, EventsResult)
+        if not doc.triplets:
+            assert (result.backend, result.events) == ("transformers", [])
+            continue
+        assert result.backend == "rules"
+        assert result.fallback == (
+            "transformers: over the time budget of 1e-06 s (EVENTPIPE_LLM_TIME_BUDGET_S)"
+        )
+        assert result.events == RulesBackend().extract(doc)
 
 
 def test_device_is_chosen_automatically(generator: TransformersGenerator) -> None:

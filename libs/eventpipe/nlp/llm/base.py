@@ -276,7 +276,8 @@ class LLMBackend:
                         asks[i] = (d, first, repair_messages(messages, bad, str(exc)), count)
                         retry.append(i)
                     else:
-                        problems[d] = problems[d] or InvalidOutput(str(exc))
+                        invalid = exc if isinstance(exc, InvalidOutput) else InvalidOutput(str(exc))
+                        problems[d] = problems[d] or invalid
                 except Exception as exc:
                     problems[d] = exc
             pending = retry

@@ -40,7 +40,7 @@ def _close_backends() -> Iterator[None]:
 
 def backend(url: str, cache_dir: Path, model: str = "fake-model") -> LLMBackend:
     made = LLMBackend(OpenAIGenerator(url, model, backoff_s=0.01),
-                      ResponseCache(cache_dir, "openai"))
+                      ResponseCache(cache_dir, "openai"), prompt="open")
     MADE.append(made)
     return made
 
@@ -88,7 +88,7 @@ def test_cache_from_settings(fake_server: Callable[..., FakeModelServer], tmp_pa
                              ) -> None:
     server = fake_server(lambda body: ANSWER)
     settings = Settings(llm_base_url=server.url, llm_model="fake-model", llm_cache=True,
-                        data_dir=tmp_path / "data")
+                        data_dir=tmp_path / "data", llm_prompt="open")
     for _ in range(2):
         made = llm_backend("openai", settings)
         made.extract_results([doc()])

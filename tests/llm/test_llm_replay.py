@@ -42,7 +42,7 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 def openai_settings(settings: Settings, port: int, **more: Any) -> Settings:
     return settings.model_copy(update={
         "llm_backend": "openai", "llm_base_url": f"http://127.0.0.1:{port}/v1",
-        "llm_model": "fake-model", "llm_max_retries": 1, **more})
+        "llm_model": "fake-model", "llm_max_retries": 1, "llm_prompt": "open", **more})
 
 
 def test_server_down_then_replay_without_the_input_file(

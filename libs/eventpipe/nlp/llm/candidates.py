@@ -1,6 +1,7 @@
 """The `candidates` way of asking a language model for events: the earlier stages propose,
-the model decides. Each event the rules propose (from the DP stage's predicates: content verbs,
-event nouns; from triplets in older messages) is a numbered candidate; the model answers which candidates are events and of what type, as
+the model decides. Each event the rules propose (from the DP stage's predicates: content
+verbs, event nouns; from triplets in older messages) is a numbered candidate; the model
+answers which candidates are events and of what type, as
 `{"events": [{"id": 3, "type": "conflict"}, ...]}`.
 
 Why: asked to write whole events, a 135M-parameter model ran past any token budget on real
@@ -38,11 +39,11 @@ MAX_ROLES = 3
 
 SYSTEM = (
     "You label candidate events in a news text. Each numbered candidate is a verb or event "
-    "noun with the names around it, and the sentence it is in. Keep the candidates that say something "
-    "happened or was done (leave out what is denied, only planned or hypothetical) and give "
-    "each a type, one of: " + ", ".join(EVENT_TYPES) + ". Use statement for saying and "
-    'reporting verbs. Answer with JSON only: {"events": [{"id": 1, "type": "..."}]}, '
-    'and {"events": []} when none is an event.'
+    "noun with the names around it, and the sentence it is in. Keep the candidates that say "
+    "something happened or was done (leave out what is denied, only planned or "
+    "hypothetical) and give each a type, one of: " + ", ".join(EVENT_TYPES) + ". Use "
+    "statement for saying and reporting verbs. Answer with JSON only: "
+    '{"events": [{"id": 1, "type": "..."}]}, and {"events": []} when none is an event.'
 )
 
 

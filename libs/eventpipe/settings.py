@@ -221,8 +221,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(3, ge=0, description="openai: retries with backoff.")
     llm_max_in_flight: int = Field(4, ge=1, description="openai: most requests at once.")
     llm_cache: bool = Field(
-        True, description="Keep valid language-model answers on disk, keyed by model, prompt "
-        "and schema: the same request is never sent twice.",
+        True, description="Keep valid language-model answers, keyed by model, prompt and "
+        "schema: the same request is never sent twice. In PostgreSQL when "
+        "EVENTPIPE_POSTGRES_DSN is set (and EVENTPIPE_LLM_CACHE_DIR is not), else on disk.",
     )
     llm_cache_dir: Path | None = Field(
         None, description="Folder of the response cache; unset: `<data_dir>/cache/llm`.",

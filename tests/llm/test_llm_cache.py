@@ -98,3 +98,26 @@ def test_cache_from_settings(fake_server: Callable[..., FakeModelServer], tmp_pa
     off = llm_backend("openai", settings.model_copy(update={"llm_cache": False}))
     assert off.cache is None
     off.close()
+
+
+def test_with_a_database_the_cache_is_shared_through_postgresql(
+    fake_server: Callable[..., FakeModelServer], pg_dsn: str, tmp_path: Path
+) -> None:
+    """Two workers on different machines (here: two backends, no shared folder) share one
+    cache when PostgreSQL is configured."""
+    from pydantic import SecretStr
+
+    server = fake_server(lambda body: ANSWER)
+    settings = Settings(data_dir=tmp_path / "a", llm_cache=True, llm_base_url=server.url,
+                        llm_model="fake-model", postgres_dsn=SecretStr(pg_dsn))
+    first = llm_backend("openai", settings)
+    MADE.append(first)
+    assert type(first.cache).__name__ == "DatabaseResponseCache"
+    (result,) = first.extract_results([doc()])
+    assert isinstance(result, EventsResult) and len(server.requests) == 1
+    other = llm_backend("openai", settings.model_copy(update={"data_dir": tmp_path / "b"}))
+    MADE.append(other)
+    (again,) = other.extract_results([doc()])
+    assert again == result and len(server.requests) == 1
+    assert other.cache is not None and other.cache.hit_rate == 1.0
+    assert not (tmp_path / "a" / "cache").exists()  # nothing on disk

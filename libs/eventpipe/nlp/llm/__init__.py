@@ -15,7 +15,7 @@ from eventpipe.nlp.llm.base import (
     parse_events,
     schema_file_text,
 )
-from eventpipe.nlp.llm.cache import ResponseCache
+from eventpipe.nlp.llm.cache import DatabaseResponseCache, ResponseCache
 from eventpipe.settings import Settings
 
 __all__ = [
@@ -47,8 +47,15 @@ def make_generator(name: str, settings: Settings) -> Generator:
 
 
 def llm_backend(name: str, settings: Settings) -> LLMBackend:
-    cache = None
-    if settings.llm_cache:
+    cache: ResponseCache | None = None
+    if settings.llm_cache and settings.postgres_dsn is not None and not settings.llm_cache_dir:
+        dsn = settings.postgres_dsn.get_secret_value()
+        if settings.postgres_migrate:
+            from eventpipe.storage.pg_migrate import migrate
+
+            migrate(dsn)  # the cache's table; locked, so racing the sink's migration is safe
+        cache = DatabaseResponseCache(dsn, name)
+    elif settings.llm_cache:
         directory = settings.llm_cache_dir or settings.data_dir / "cache" / "llm"
         cache = ResponseCache(directory, name)
     return LLMBackend(make_generator(name, settings), cache, prompt=settings.llm_prompt)

@@ -235,6 +235,8 @@ class LLMBackend:
 
     def close(self) -> None:
         self.generator.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def release(self) -> None:
         self.generator.release()

@@ -109,7 +109,8 @@ def test_with_a_database_the_cache_is_shared_through_postgresql(
 
     server = fake_server(lambda body: ANSWER)
     settings = Settings(data_dir=tmp_path / "a", llm_cache=True, llm_base_url=server.url,
-                        llm_model="fake-model", postgres_dsn=SecretStr(pg_dsn))
+                        llm_model="fake-model", postgres_dsn=SecretStr(pg_dsn),
+                        llm_prompt="open")
     first = llm_backend("openai", settings)
     MADE.append(first)
     assert type(first.cache).__name__ == "DatabaseResponseCache"

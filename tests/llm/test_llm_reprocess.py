@@ -39,8 +39,10 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def openai_settings(settings: Settings, url: str, **more: Any) -> Settings:
+    # The open prompt: the fake answers are written for it.
     return settings.model_copy(update={"llm_backend": "openai", "llm_base_url": url,
-                                       "llm_model": "fake-model", **more})
+                                       "llm_model": "fake-model", "llm_prompt": "open",
+                                       **more})
 
 
 def by_id(path: Path) -> dict[str, dict[str, Any]]:

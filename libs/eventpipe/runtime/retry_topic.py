@@ -88,7 +88,9 @@ class RetryScheduler(threading.Thread):
         super().__init__(name=f"retry-{stage}", daemon=True)
         self.retry_topic = retry_topic
         self.target_topic = target_topic
-        self.consumer = make_consumer(settings, f"{settings.topic_prefix}-retry-{stage}")
+        # Documents here wait seconds anyway: a long fetch wait spares the broker idle polls.
+        self.consumer = make_consumer(settings, f"{settings.topic_prefix}-retry-{stage}",
+                                      **{"fetch.wait.max.ms": 1000})
         self.producer = make_producer(settings)
         self._stopping = threading.Event()
         # (due, partition, offset, key, value, headers): a trace context goes back with it.

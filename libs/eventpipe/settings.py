@@ -217,6 +217,18 @@ class Settings(BaseSettings):
     llm_response_format: Literal["json_schema", "json_object"] = Field(
         "json_schema", description="openai: structured-output mode the server supports."
     )
+    llm_server_model: Path | None = Field(
+        None, description="A .gguf file: the local stack starts llama.cpp's OpenAI-compatible "
+        "server on it (built by `make llm-server`) and points the `openai` backend at it.",
+    )
+    llm_server_binary: Path | None = Field(
+        None, description="The llama-server program; unset: `.llama/bin/llama-server` of the "
+        "source tree, else `llama-server` on PATH.",
+    )
+    llm_server_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of that server; unset: a free one.")
+    llm_server_threads: int | None = Field(
+        None, ge=1, description="CPU threads of that server; unset: llama.cpp's default.")
     llm_timeout_s: float = Field(60.0, gt=0, description="openai: timeout per request.")
     llm_max_retries: int = Field(3, ge=0, description="openai: retries with backoff.")
     llm_max_in_flight: int = Field(4, ge=1, description="openai: most requests at once.")

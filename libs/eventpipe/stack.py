@@ -26,6 +26,7 @@ from eventpipe.kafka.broker import EmbeddedBroker, free_port
 from eventpipe.kafka.clients import make_admin, make_producer
 from eventpipe.kafka.local_kafka import KAFKA_MAIN, LocalKafka
 from eventpipe.kafka.topics import ensure_topics
+from eventpipe.nlp.llm import server as llm_server
 from eventpipe.processes import die_with_parent, pid_alive, start_ticks, wait_gone
 from eventpipe.settings import TEST_HOOKS_ENV, Settings
 
@@ -37,6 +38,7 @@ BROKER_CMDLINE = {"embedded": "tansu", "kafka": KAFKA_MAIN}
 KAFKA_MIN_SESSION_TIMEOUT_MS = 6000
 
 SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest", "console")
+# (plus `llm_server`, first, when EVENTPIPE_LLM_SERVER_MODEL names a GGUF file)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -160,6 +162,15 @@ class Stack:
         data_dir = settings.data_dir.resolve()
         self.settings = settings.model_copy(update={"data_dir": data_dir})
         self.service_names = services
+        if settings.llm_server_model is not None and "llm" in services:
+            # llama.cpp's server first, and the events stage pointed at it (see
+            # services/llm_server): its port is chosen here, as the console's is.
+            port = settings.llm_server_port or free_port()
+            self.settings = self.settings.model_copy(update={
+                "llm_server_port": port, "llm_backend": "openai",
+                "llm_base_url": llm_server.base_url(port),
+                "llm_model": llm_server.model_name(settings.llm_server_model)})
+            self.service_names = ("llm_server", *services)
         self.broker: EmbeddedBroker | LocalKafka | None = None
         self.broker_pid: int | None = None
         self.broker_kind: str = "cluster" if settings.kafka_bootstrap else settings.broker

@@ -209,7 +209,8 @@ BATCH_ID_HELP = "names the batch; the same id continues the same job (default: "
 COMMANDS = [
     options.command("run", cmd_run, [
         options.input_file(), options.data_dir(),
-        click.Option(["--batch-id"], help=BATCH_ID_HELP), options.broker()],
+        click.Option(["--batch-id"], help=BATCH_ID_HELP), options.broker(),
+        options.llm_server()],
         "Process a JSONL file end to end on this machine.\n\nINPUT: JSONL file, one object "
         "with `id` and `text` per line."),
     options.command("submit", cmd_submit, [

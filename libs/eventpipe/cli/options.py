@@ -35,6 +35,12 @@ def broker() -> click.Option:
     return click.Option(["--broker"], help=BROKER_HELP)
 
 
+def llm_server() -> click.Option:
+    return click.Option(["--llm-server"], metavar="MODEL.gguf", help="start llama.cpp's server "
+                        "(`make llm-server`) on this GGUF file and take events from it (the "
+                        "openai backend); env EVENTPIPE_LLM_SERVER_MODEL")
+
+
 def json_flag(text: str = "print JSON") -> click.Option:
     return click.Option(["--json"], is_flag=True, help=text)
 
@@ -64,8 +70,8 @@ def complete_job(ctx: click.Context, _param: click.Parameter, incomplete: str
 
 
 def settings_for(args: SimpleNamespace) -> Settings:
-    """The settings from the environment (and secret files), with the command's --data-dir
-    and --broker on top."""
+    """The settings from the environment (and secret files), with the command's --data-dir,
+    --broker and --llm-server on top."""
     try:
         settings = load_settings()
     except ValidationError as exc:
@@ -82,6 +88,14 @@ def settings_for(args: SimpleNamespace) -> Settings:
         if args.broker not in BROKERS:
             raise UsageError(f"unknown broker {args.broker!r}: use embedded or kafka")
         settings = settings.model_copy(update={"broker": args.broker})
+    if getattr(args, "llm_server", None):
+        settings = settings.model_copy(update={"llm_server_model": Path(args.llm_server)})
+    if settings.llm_server_model is not None:
+        from eventpipe.nlp.llm.server import check_model, server_binary
+
+        # Here, not in the service: a wrong path is the user's to fix, said at once.
+        check_model(settings.llm_server_model)
+        server_binary(settings)
     return settings
 
 

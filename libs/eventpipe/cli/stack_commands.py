@@ -192,7 +192,7 @@ def cleanup(settings: Settings, older_than: str) -> int:
 
 COMMANDS = [
     options.command("up", lambda args, settings: up(settings),
-                    [options.data_dir(), options.broker()],
+                    [options.data_dir(), options.broker(), options.llm_server()],
                     "Start the stack in the background; returns when it is ready."),
     options.command("down", lambda args, settings: down(settings), [options.data_dir()],
                     "Stop the background stack."),

@@ -1,0 +1,1 @@
+"""llama.cpp's OpenAI-compatible server as a service of the local stack."""

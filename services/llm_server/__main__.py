@@ -1,0 +1,3 @@
+from services.llm_server.service import main
+
+main()

@@ -11,24 +11,37 @@ the one before it says it would take longer than --budget-s.
 
     .venv/bin/python bench/llm.py --random-shape smollm2-135m [--batch-sizes 1,16,64,256]
     .venv/bin/python bench/llm.py path/to/model-or.gguf [--device cuda]
+
+With `--vs-server`, the events stage on a .gguf file two ways in one run, on the same parsed
+documents (the corpus generator's, or --docs FILE.jsonl): the `openai` backend against
+llama.cpp's server (`make llm-server`) and the `transformers` backend, both with the
+candidates prompt; documents per second of each, their ratio, and how many documents got
+their events from the model (no fallback).
+
+    .venv/bin/python bench/llm.py MODEL.gguf --vs-server [--docs FILE.jsonl] [--limit 12]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 # The shared test code (corpus, gold set, process measurements) lives in tests/support.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from eventpipe.models import DocumentMessage, job_id_for
 from eventpipe.nlp.events import EventInput
 from eventpipe.nlp.llm import InvalidOutput, events_schema
 from eventpipe.nlp.llm.prompt import Messages, build_messages
 from eventpipe.nlp.llm.transformers_backend import TransformersGenerator
+from eventpipe.settings import Settings
 from support.corpus import generate_documents
 
 PROMPT_TOKENS = 400
@@ -112,14 +125,85 @@ def new_tokens(generator: TransformersGenerator, answers: list[str | Exception])
     return sum(len(generator.tokenizer(t).input_ids) for t in texts) / len(texts)
 
 
+def parsed(docs: list[dict[str, Any]]) -> list[DocumentMessage]:
+    """The documents as the events stage gets them: through the NER and DP stages."""
+    from eventpipe.nlp.model import load_pipeline
+    from services.dp.service import make_process as dp_process
+    from services.ner.service import make_process as ner_process
+
+    nlp = load_pipeline()
+    batch: Sequence[Any] = [
+        DocumentMessage(job_id=job_id_for("bench_llm"), batch_id="bench_llm", doc_id=d["id"],
+                        text=d["text"]) for d in docs]
+    for process in (ner_process(nlp), dp_process(nlp)):
+        batch = process(batch)
+    return [m for m in batch if isinstance(m, DocumentMessage)]
+
+
+def vs_server(model: Path, docs: list[dict[str, Any]], threads: int | None) -> None:
+    from eventpipe.kafka.broker import free_port
+    from eventpipe.nlp.events import get_backend
+    from eventpipe.nlp.llm import server as llm_server
+    from services.llm.service import make_process as events_process
+
+    messages = parsed(docs)
+    print(f"{len(messages)} documents, {sum(len(m.text) for m in messages) / len(messages):.0f} "
+          "characters on average")
+    port = free_port()
+    binary = llm_server.server_binary(Settings())
+    server = subprocess.Popen(llm_server.server_command(binary, model, port, threads),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rates: dict[str, float] = {}
+    try:
+        llm_server.wait_healthy(port, server, timeout_s=120)
+        configs = {
+            "openai": Settings(llm_backend="openai", llm_base_url=llm_server.base_url(port),
+                               llm_model=model.stem, llm_cache=False, llm_timeout_s=600),
+            "transformers": Settings(llm_backend="transformers", llm_model=str(model),
+                                     llm_cache=False, llm_time_budget_s=None),
+        }
+        print("backend       docs/s  s/doc  from the model")
+        for name, settings in configs.items():
+            backend = get_backend(name, settings)
+            process = events_process(backend)
+            process(messages[:1])  # loads and warms up, outside the timing
+            started = time.perf_counter()
+            out = process(messages)
+            seconds = time.perf_counter() - started
+            rates[name] = len(messages) / seconds
+            own = sum(isinstance(m, DocumentMessage) and m.events_backend == name for m in out)
+            print(f"{name:<12} {rates[name]:7.3f} {seconds / len(messages):6.1f}  "
+                  f"{own}/{len(messages)}", flush=True)
+            getattr(backend, "close", lambda: None)()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ratio = rates["openai"] / rates["transformers"]
+    print(f"ratio openai(llama-server) / transformers: {ratio:.2f} (docs/s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", help="a model directory or a .gguf file")
+    parser.add_argument("--vs-server", action="store_true",
+                        help="llama-server against transformers on the same model")
+    parser.add_argument("--docs", type=Path, help="--vs-server: a JSONL file of documents")
+    parser.add_argument("--limit", type=int, default=12, help="--vs-server: documents")
+    parser.add_argument("--threads", type=int, help="--vs-server: llama-server's threads")
     parser.add_argument("--random-shape", choices=sorted(SHAPES))
     parser.add_argument("--batch-sizes", default="1,16,64,256")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--budget-s", type=float, default=600.0)
     args = parser.parse_args()
+    if args.vs_server:
+        if not args.model:
+            parser.error("--vs-server needs a .gguf model")
+        if args.docs:
+            docs = [json.loads(line) for line in args.docs.read_text().splitlines() if line]
+        else:
+            docs = generate_documents(args.limit, seed=5)
+        vs_server(Path(args.model), docs[:args.limit], args.threads)
+        return
     if bool(args.model) == bool(args.random_shape):
         parser.error("give a model path or --random-shape, not both")
     sizes = [int(size) for size in args.batch_sizes.split(",")]

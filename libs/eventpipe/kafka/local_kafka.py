@@ -95,6 +95,9 @@ class LocalKafka(BrokerProcess):
     """One KRaft node under `home` (config in it, log directory `home/data`); its output goes
     to `log_path`. Ports are kept in the config, so the next start reuses them.
 
+    `extra_config` is merged over the generated server properties (listeners, SASL, an
+    authorizer); `client_config` is what the readiness check then connects with.
+
     Alone it is its own quorum. Several on loopback make a cluster (tests): give each its
     `node_id`, the same `voters` ({node id: controller port}) and the same `cluster_id`."""
 
@@ -116,6 +119,7 @@ class LocalKafka(BrokerProcess):
         voters: dict[int, int] | None = None,
         cluster_id: str | None = None,
         controller_port: int = 0,
+        client_config: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.home = home
@@ -128,6 +132,9 @@ class LocalKafka(BrokerProcess):
         self.tie_to_parent = tie_to_parent
         self.min_insync_replicas = min_insync_replicas
         self.extra_config = extra_config or {}
+        # What the readiness check connects with: SASL credentials where `extra_config` puts
+        # the client listener behind authentication.
+        self.client_config = client_config or {}
         self.node_id = node_id
         self.cluster_id = cluster_id
         self.port, self.controller_port = self._ports(port, controller_port)
@@ -256,7 +263,10 @@ class LocalKafka(BrokerProcess):
         joined its own quorum."""
         if not port_open(self.port):
             return False
-        self._admin = self._admin or AdminClient({"bootstrap.servers": self.bootstrap})
+        if self._admin is None:
+            conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap}
+            conf.update(self.client_config)
+            self._admin = AdminClient(conf)
         with contextlib.suppress(KafkaException):  # not answering yet
             return bool(self._admin.list_topics(timeout=2).brokers)
         return False

@@ -9,6 +9,8 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confluent_kafka import KafkaError
+
 from eventpipe.checkpoint import files
 from eventpipe.checkpoint.files import CheckpointNotFound
 from eventpipe.checkpoint.model import Checkpoint
@@ -128,10 +130,17 @@ def retry_failed(settings: Settings, job: str | None) -> Submission:
 
 def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
     producer = make_producer(settings)
-    producer.produce(topic, key=key, value=value)
+    # A refused record (an ACL that does not allow this user to write the topic) is reported
+    # only to the delivery callback: without it the command would say it was sent.
+    refused: list[KafkaError] = []
+    producer.produce(topic, key=key, value=value,
+                     on_delivery=lambda err, _msg: refused.extend([err] if err else []))
     if producer.flush(30):
         raise KafkaSetupError(f"the broker at {settings.kafka_bootstrap} did not acknowledge "
                               f"the message to {topic}")
+    if refused:
+        raise KafkaSetupError(f"the broker at {settings.kafka_bootstrap} refused the message "
+                              f"to {topic}: {refused[0].str()}")
 
 
 EXPECTED = {ControlCommand.PAUSE: JobStatus.PAUSED, ControlCommand.RESUME: JobStatus.RUNNING,

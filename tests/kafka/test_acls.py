@@ -23,6 +23,7 @@ from confluent_kafka.admin import (
 )
 
 from eventpipe.control.messages import encode_control
+from eventpipe.errors import KafkaSetupError
 from eventpipe.jobs import submit
 from eventpipe.kafka.broker import free_port
 from eventpipe.kafka.clients import make_admin, make_consumer, make_producer
@@ -37,7 +38,7 @@ from helpers import corpus_lines, kafka_libs_or_skip, read_results, wait_checkpo
 pytestmark = [pytest.mark.kafka_only, pytest.mark.timeout(1200)]
 
 PASSWORDS = {"admin": "admin-secret", "eventpipe": "eventpipe-secret",
-             "producer": "producer-secret"}
+             "producer": "producer-secret", "outsider": "outsider-secret"}
 PREFIX = f"acl{uuid.uuid4().hex[:8]}"
 
 
@@ -153,6 +154,11 @@ def test_acls_keep_an_outside_producer_to_the_submissions_topic(
             topics.docs: forged,
             topics.checkpoints: b'{"forged": true}',
         }
+        # A user with no ACL at all: `submit` says the broker refused, it does not claim success.
+        outsider = sasl_settings(secured_kafka.bootstrap, "outsider", data_dir)
+        with pytest.raises(KafkaSetupError, match="refused the message") as no_acl:
+            submit(outsider, write_jsonl(tmp_path / "out.jsonl", lines), "acl_outsider")
+        assert "authorization" in str(no_acl.value).lower()
         for topic, value in attempts.items():
             err = refused_write(producer, topic, job_id.encode(), value)
             assert err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (topic, err)

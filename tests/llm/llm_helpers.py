@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from eventpipe.settings import Settings
+from eventpipe.stack import settings_env
+from helpers import run_cli
 
 # Text to train the tokenizer on: JSON punctuation and English, so pieces like `"},` exist.
 _CORPUS = [
@@ -26,6 +31,19 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
+
+
+# An open-prompt answer with one event, for the fake model server.
+ANSWER = json.dumps({"events": [{
+    "trigger": "arrested", "type": "justice",
+    "participants": [{"text": "Police", "role": "agent"}], "location": None, "time": None}]})
+
+
+def cli(settings: Settings, *args: str, timeout: float = 240
+        ) -> subprocess.CompletedProcess[str]:
+    """`eventpipe ARGS` in a subprocess configured as `settings` (as the stack's services are)."""
+    return run_cli(*args, data_dir=settings.data_dir, timeout=timeout,
+                   env_extra=settings_env(settings))
 
 
 def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llm_helpers import FakeModelServer
+from llm_helpers import ANSWER, FakeModelServer
 
 from eventpipe.jobs import submit
 from eventpipe.models import job_id_for
@@ -17,10 +17,6 @@ from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
-
-ANSWER = json.dumps({"events": [{
-    "trigger": "arrested", "type": "justice",
-    "participants": [{"text": "Police", "role": "agent"}], "location": None, "time": None}]})
 
 
 def run_batch(settings: Settings, lines: list[str], batch: str, tmp: Path

@@ -6,36 +6,21 @@ lose and duplicate nothing."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llm_helpers import FakeModelServer
+from llm_helpers import ANSWER, FakeModelServer, cli
 
 from eventpipe.jobs import submit
 from eventpipe.models import job_id_for, reprocess_job_id
 from eventpipe.settings import Settings
-from eventpipe.stack import Stack, settings_env
+from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import batch_output_path, newest_results_path, results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
 from support.processes import kill_service
-
-ANSWER = json.dumps({"events": [{
-    "trigger": "arrested", "type": "justice",
-    "participants": [{"text": "Police", "role": "agent"}], "location": None, "time": None}]})
-
-
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTPIPE_")}
-    env |= settings_env(settings)
-    return subprocess.run([sys.executable, "-m", "eventpipe.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=240, check=False)
 
 
 def openai_settings(settings: Settings, url: str, **more: Any) -> Settings:

@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from eventpipe.linking.clustering import OnlineStorylines, Profile, profile_of
-from eventpipe.linking.items import published
+from eventpipe.linking.batch import document_profile
+from eventpipe.linking.clustering import OnlineStorylines, Profile
 
 
 @dataclass
@@ -26,17 +26,17 @@ class _Job:
 
 
 def profile_from_message(value: bytes) -> tuple[str, str, Profile] | None:
-    """(job id, batch id, profile) of an events-topic message; None for what is not a
-    processed document (the sink judges those)."""
+    """(job id, batch id, profile) of an events-topic message, profiled as its saved record
+    will be; None for what is not a processed document (the sink judges those)."""
     try:
         doc = json.loads(value)
         job_id, batch_id, doc_id = doc["job_id"], doc["batch_id"], doc["doc_id"]
-        entities = [(e["text"], e["label"]) for e in doc.get("entities") or []]
         text, meta = doc.get("text") or "", doc.get("meta") or {}
         if not all(isinstance(v, str) for v in (job_id, batch_id, doc_id, text)):
             return None
-        return job_id, batch_id, profile_of(doc_id, text, entities,
-                                            published(meta if isinstance(meta, dict) else {}))
+        record = {"id": doc_id, "text": text, "entities": doc.get("entities"),
+                  "meta": meta if isinstance(meta, dict) else {}}
+        return job_id, batch_id, document_profile(record)
     except (ValueError, KeyError, TypeError):
         return None
 

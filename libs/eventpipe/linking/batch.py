@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from eventpipe.checkpoint.model import Checkpoint
@@ -57,9 +57,12 @@ def document_profile(record: ResultRecord) -> Profile:
 def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultRecord],
             live: OnlineStorylines | None = None) -> BatchOutputs:
     """`live`: the stories the linker formed while the job ran, used when they hold exactly
-    the saved documents; else the documents are clustered again in the order they were saved."""
+    the saved documents; else the documents are clustered again. Documents are taken in
+    publication order (then id), not in the order they were saved, so running the step again
+    gives the same outputs."""
     job_id = checkpoint.job_id
     started = time.perf_counter()
+    records = sorted(records, key=lambda r: (published(r.get("meta") or {}) or date.max, r["id"]))
     clustering = live
     if clustering is None or set(clustering.story_of) != {r["id"] for r in records}:
         clustering = OnlineStorylines(settings.storyline_threshold)

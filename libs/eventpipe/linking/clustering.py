@@ -11,8 +11,10 @@ documents: no pair of all documents is ever compared.
 
 `finish` is the end-of-batch step: for batches up to `REPLAY_MAX` documents it rebuilds the
 profiles with the final document frequencies (the first documents of a batch were weighed
-against few others) and replays the same assignment in the same order; then it merges
-stories whose average linkage reaches the threshold.
+against few others) and replays the assignment in publication order (then document id), so
+the storylines do not depend on the order documents arrived in: running the batch-level
+step again gives the same storylines. Then it merges stories whose average linkage reaches
+the threshold.
 
 Publication dates keep similar stories apart: a document published long before or after
 every member of a story weighs against it (`DATE_GAP_DAYS`, `DATE_PENALTY`).
@@ -65,6 +67,10 @@ class Profile:
     words: Counter[str]
     entities: Counter[str]
     published: date | None = None
+
+
+def publication_order(profile: Profile) -> tuple[date, str]:
+    return (profile.published or date.max, profile.doc_id)
 
 
 def profile_of(doc_id: str, text: str, entities: Iterable[tuple[str, str]],
@@ -128,7 +134,7 @@ class OnlineStorylines:
         then merge."""
         if self.profiles is not None:
             self._reset()
-            for profile in self.profiles:
+            for profile in sorted(self.profiles, key=publication_order):
                 self._place(profile, self.vector(profile))
         self._merge()
         return self.groups()

@@ -27,7 +27,10 @@ class Settings(BaseSettings):
         "starts the embedded broker and points every service at it.",
     )
     topic_prefix: str = Field("eventpipe", description="Topic names are `<prefix>.<name>`.")
-    work_partitions: int = Field(3, ge=1, description="Partitions of each work topic.")
+    work_partitions: int = Field(
+        4, ge=1, description="Partitions of each work topic: the most workers per stage (4 "
+        "split evenly over 1, 2 or 4 embedded workers; the Helm chart and docker-compose "
+        "use 12).")
     control_partitions: int = Field(1, ge=1, description="Partitions of the control topic.")
     checkpoint_partitions: int = Field(1, ge=1, description="Partitions of the checkpoint topic.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import jsonschema
 import pytest
 
 from eventpipe.jobs import submit
+from eventpipe.kafka.topics import Topics
 from eventpipe.models import job_id_for
+from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
@@ -111,3 +114,47 @@ def test_sigkill_other_services_mid_batch(stack: Stack, tmp_path: Path, victim: 
     assert cp["processed_documents"] == 200
     results = read_results(results_path(stack.settings.data_dir, f"kill_{victim}"))
     assert len(results) == len({r["id"] for r in results}) == 200
+
+
+def held_partitions(log: Path) -> set[str]:
+    """The partitions a stage worker holds at the end of its log (cooperative-sticky logs
+    what it gains and what it loses)."""
+    held: set[str] = set()
+    for line in log.read_text().splitlines():
+        if '"partitions assigned"' in line:
+            held |= set(json.loads(line)["partitions"])
+        elif '"partitions revoked"' in line:
+            held -= set(json.loads(line)["partitions"])
+    return held
+
+
+def test_two_workers_per_stage_share_the_default_partitions_evenly(
+        settings: Settings, tmp_path: Path) -> None:
+    partitions = Settings.model_fields["work_partitions"].default
+    assert settings.work_partitions == partitions
+    stack = Stack(settings.model_copy(update={"ner_workers": 2, "dp_workers": 2}))
+    stack.start()
+    try:
+        path = write_jsonl(tmp_path / "two.jsonl", corpus_lines(120, seed=4))
+        job_id = submit(stack.settings, path, "two_workers").job_id
+        cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING",
+                             stack=stack)
+        assert cp["status"] == "COMPLETED" and cp["processed_documents"] == 120
+        ids = Counter(r["id"] for r in read_results(
+            results_path(stack.settings.data_dir, "two_workers")))
+        assert len(ids) == 120 and max(ids.values()) == 1
+        work = Topics.from_settings(stack.settings)
+        topics = {"ner": work.docs, "dp": work.ner}
+        for stage, topic in topics.items():
+            held = [{p for p in held_partitions(stack.log_dir / f"{name}.log")
+                     if p.startswith(f"{topic}:")} for name in (stage, f"{stage}.2")]
+            # An even split of the stage's input topic, each partition with one worker.
+            assert [len(h) for h in held] == [partitions // 2] * 2, held
+            assert not held[0] & held[1]
+        # NER yields the CPU to the later stages (eventpipe.stack.NICENESS).
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        nice = {name: os.getpriority(os.PRIO_PROCESS, proc.pid) - base
+                for name, proc in stack.procs.items() if proc.service in ("ner", "dp")}
+        assert nice == {"ner": 10, "ner.2": 10, "dp": 0, "dp.2": 0}
+    finally:
+        stack.stop()

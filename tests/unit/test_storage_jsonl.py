@@ -41,6 +41,20 @@ def test_awkward_text_round_trips(tmp_path: Path) -> None:
     assert json.loads(results_path(tmp_path, "b1").read_text())["text"] == text
 
 
+def test_an_unpaired_surrogate_is_kept_escaped_and_read_back(tmp_path: Path) -> None:
+    # The fast encoder refuses it; the line falls back to an escaped one, and reading it
+    # back (re-indexing after a restart, the batch-level step) takes it.
+    odd = rec("s\ud800", text="broken \udc00 pair")
+    store = JsonlStore(tmp_path)
+    assert store.save_many([odd, {**rec("a"), "job_id": "j"}, {**odd, "job_id": "j"}]) == 2
+    store.close()
+    store = JsonlStore(tmp_path)
+    assert store.save_many([odd]) == 0
+    assert [r["id"] for r in store.load_documents("b1", "j")] == ["a"]
+    assert json.loads(results_path(tmp_path, "b1").read_text().splitlines()[0]) == odd
+    store.close()
+
+
 def test_ids_never_become_paths(tmp_path: Path) -> None:
     for hostile in ["../../etc/passwd", "a/b", "..", "x" * 10_000, "nul\x00byte", ".hidden"]:
         name = safe_name(hostile)

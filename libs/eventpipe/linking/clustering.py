@@ -23,11 +23,13 @@ every member of a story weighs against it (`DATE_GAP_DAYS`, `DATE_PENALTY`).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
@@ -67,6 +69,12 @@ class Profile:
     words: Counter[str]
     entities: Counter[str]
     published: date | None = None
+
+
+def _dot(vector: dict[str, float], total: dict[str, float]) -> float:
+    """Sum of vector[t] * total[t] over the vector's terms, in their order (map, not a
+    generator: about twice as fast, and the end step's replay makes ~40 per document)."""
+    return float(sum(map(operator.mul, vector.values(), map(total.get, vector, repeat(0.0)))))
 
 
 def publication_order(profile: Profile) -> tuple[date, str]:
@@ -164,7 +172,7 @@ class OnlineStorylines:
 
     def _similarity(self, vector: dict[str, float], published: date | None, story: _Story
                     ) -> float:
-        score = sum(w * story.total.get(t, 0.0) for t, w in vector.items()) / len(story.members)
+        score = _dot(vector, story.total) / len(story.members)
         if published is not None and story.first is not None and story.last is not None:
             gap = max((story.first - published).days, (published - story.last).days, 0)
             if gap > DATE_GAP_DAYS:
@@ -196,7 +204,7 @@ class OnlineStorylines:
         """Average linkage of two stories: the dot product of their members' mean profiles,
         weighed down when their dates lie far apart."""
         small, large = (a.total, b.total) if len(a.total) <= len(b.total) else (b.total, a.total)
-        score = sum(w * large.get(t, 0.0) for t, w in small.items())
+        score = _dot(small, large)
         score /= len(a.members) * len(b.members)
         if a.first and a.last and b.first and b.last:
             gap = max((a.first - b.last).days, (b.first - a.last).days, 0)
@@ -219,7 +227,7 @@ class OnlineStorylines:
                     if other > index and target.members:
                         # Scored on the story's heaviest terms (a lower bound), checked in
                         # full before the merge.
-                        score = sum(w * target.total.get(t, 0.0) for t, w in head.items())
+                        score = _dot(head, target.total)
                         score /= len(story.members) * len(target.members)
                         if score >= self.threshold:
                             pairs.append((-score, index, other))

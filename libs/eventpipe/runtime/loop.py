@@ -95,13 +95,17 @@ class ConsumeLoop:
         log.warning("kafka error", extra={"error": str(err)})
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[Any]) -> None:
+        log.info("partitions revoked",
+                 extra={"partitions": [f"{p.topic}:{p.partition}" for p in partitions]})
         # Another consumer reports these partitions' lag now: stop exporting a stale value.
         for tp in partitions:
             with contextlib.suppress(KeyError):  # never measured here
                 CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
     def _on_assign(self, _consumer: Consumer, partitions: list[Any]) -> None:
-        log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+        # Incremental (cooperative-sticky): what this member gained; revoked: what it lost.
+        log.info("partitions assigned",
+                 extra={"partitions": [f"{p.topic}:{p.partition}" for p in partitions]})
         READINESS.set(None)
         self._next_lag_at = 0.0  # measure the new assignment's lag at the next step
         self._ready_path.parent.mkdir(parents=True, exist_ok=True)

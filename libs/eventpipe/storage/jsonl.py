@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import pydantic_core
+
 from eventpipe.atomic import atomic_write_bytes
 from eventpipe.models import FailedDocument
 from eventpipe.storage.base import ResultRecord
@@ -94,10 +96,19 @@ def load_failure_records(data_dir: Path, batch_id: str, job_id: str
 
 
 def encode_line(record: ResultRecord) -> bytes:
+    # pydantic-core's encoder (already a dependency) is 4-6x faster than json.dumps on these
+    # records and links: the batch-level step writes ~130 links per document.
     try:
-        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
-    except UnicodeEncodeError:  # an unpaired surrogate: keep it, escaped
+        return pydantic_core.to_json(record) + b"\n"
+    except pydantic_core.PydanticSerializationError:  # an unpaired surrogate: keep it, escaped
         return json.dumps(record).encode() + b"\n"
+
+
+def decode_line(line: str | bytes) -> Any:
+    try:
+        return pydantic_core.from_json(line)
+    except ValueError:  # pydantic-core refuses an escaped unpaired surrogate; json takes it
+        return json.loads(line)
 
 
 def _line_key(data: dict[str, Any], key: str) -> str:
@@ -128,7 +139,7 @@ class _OpenFile:
                     break
                 end += len(line)
                 if line.strip():
-                    self.ids.add(_line_key(json.loads(line), self.key))
+                    self.ids.add(_line_key(decode_line(line), self.key))
             size = f.seek(0, os.SEEK_END)
             if end != size:
                 log.warning("cut a half-written last line",
@@ -214,7 +225,7 @@ class JsonlStore:
         if not path.exists():
             return []
         with path.open(encoding="utf-8") as f:
-            return [r for r in map(json.loads, f) if r.get("job_id") == job_id]
+            return [r for r in map(decode_line, f) if r.get("job_id") == job_id]
 
     def save_many(self, records: Sequence[ResultRecord]) -> int:
         """Append the records not yet in their files, then flush (and fsync) each file once.

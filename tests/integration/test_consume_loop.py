@@ -8,7 +8,7 @@ from confluent_kafka import Message
 from confluent_kafka.admin import NewTopic
 
 from eventpipe.kafka.clients import make_admin, make_producer
-from eventpipe.runtime.loop import ConsumeLoop
+from eventpipe.runtime.loop import FIRST_BATCH, ConsumeLoop
 from eventpipe.runtime.metrics import CONSUMER_LAG
 from eventpipe.settings import Settings
 
@@ -52,4 +52,40 @@ def test_lag_follows_the_backlog_and_batches_commit_only_when_handled(
     assert sorted(seen) == list(range(100))
     committed = loop.consumer.committed(loop.consumer.assignment(), timeout=10)
     assert sum(tp.offset for tp in committed) == 100
+    loop.consumer.close()
+
+
+def test_batches_start_small_after_idle_and_double_up_to_the_batch_size(
+        settings: Settings) -> None:
+    topic = f"{settings.topic_prefix}.slow"
+    admin = make_admin(settings)
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+    producer = make_producer(settings)
+
+    def send(first: int, n: int) -> None:
+        for i in range(first, first + n):
+            producer.produce(topic, key=b"k", value=str(i).encode())
+        assert producer.flush(10) == 0
+
+    sizes: list[int] = []
+    loop = ConsumeLoop(settings.model_copy(update={"stage_batch_size": 64}), service="slow",
+                       topics=[topic], group_id="slowtest", producer=producer,
+                       handle=lambda msgs: sizes.append(len(msgs)))
+    loop.consumer.subscribe([topic])
+    send(0, 200)
+    deadline = time.monotonic() + 20
+    while sum(sizes) < 200:
+        assert time.monotonic() < deadline, f"only {sum(sizes)} records consumed"
+        loop.step()
+    # The next stage gets 8 documents first, not a whole batch; then 16, 32, 64.
+    assert sizes[0] <= FIRST_BATCH < max(sizes) <= 64
+    assert all(size <= min(64, FIRST_BATCH * 2 ** n) for n, size in enumerate(sizes)), sizes
+    while loop.step():  # caught up: an idle poll
+        pass
+    before = len(sizes)
+    send(200, 40)
+    while sum(sizes) < 240:
+        assert time.monotonic() < deadline, f"only {sum(sizes)} records consumed"
+        loop.step()
+    assert sizes[before] <= FIRST_BATCH, sizes[before:]
     loop.consumer.close()

@@ -58,6 +58,9 @@ def ready_file(data_dir: Path, service: str) -> Path:
     return data_dir / "run" / f"{service}-{os.getpid()}.ready"
 
 
+FIRST_BATCH = 8
+
+
 class ConsumeLoop:
     def __init__(
         self,
@@ -81,6 +84,7 @@ class ConsumeLoop:
         self.producer = producer or make_producer(settings)
         self.consumer: Consumer = make_consumer(settings, group_id, error_cb=self._on_error)
         self._next_lag_at = 0.0
+        self._batch_size = FIRST_BATCH
         self.stop_event = stop_event or threading.Event()
         self._delivery_errors: list[str] = []
         self._ready_path = ready_file(settings.data_dir, service)
@@ -125,8 +129,14 @@ class ConsumeLoop:
     def step(self) -> int:
         HEARTBEAT.beat()
         msgs = self.consumer.consume(
-            num_messages=self.settings.stage_batch_size, timeout=self.settings.poll_timeout_s
+            num_messages=min(self._batch_size, self.settings.stage_batch_size),
+            timeout=self.settings.poll_timeout_s,
         )
+        # Slow start: after an idle poll the next batches are small and double up to
+        # stage_batch_size, so the next stage gets its first documents after a few, not
+        # after a whole batch (on 2 cores DP waited ~1 s for NER's first 64).
+        self._batch_size = (min(2 * self._batch_size, self.settings.stage_batch_size)
+                            if msgs else FIRST_BATCH)
         good = []
         for msg in msgs:
             err = msg.error()

@@ -202,3 +202,13 @@ def test_links_and_storylines_are_the_same_in_every_process(
             env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
         outputs.add(result.stdout)
     assert len(outputs) == 1
+
+
+def test_the_linker_never_imports_spacy() -> None:
+    # spaCy's import pulls in thinc and torch: ~500 MB of RSS in a service that never parses.
+    script = ("import sys\nimport services.linker.service\n"
+              "print(sorted(m for m in ('spacy', 'thinc', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -85,20 +85,11 @@ def candidate_pairs(items: list[EventItem], storyline_of: Mapping[str, str]
     return sorted(pairs)
 
 
-def score(source: EventItem, target: EventItem, same_storyline: bool) -> float:
-    """The pair's score: the weighted sum (WEIGHTS) of the same lemma, the same type (not
-    "other"), the Jaccard overlap of participant keys, the same storyline, and time (1 for
-    the same time expression, else 1 - days between publication dates / TIME_SPAN_DAYS)."""
-    return _Scorer([source, target], {} if not same_storyline else
-                   {source.doc_id: "s", target.doc_id: "s"})(0, 1)
-
-
 class _Scorer:
-    """`score` for many pairs of one list of events: what each event contributes is looked
-    up once, not per pair (the batch-level step scores ~200 candidate pairs per document)."""
+    """Scores pairs of one list of events: what each event contributes is looked up once,
+    not per pair (the batch-level step scores ~200 candidate pairs per document)."""
 
     def __init__(self, items: list[EventItem], storyline_of: Mapping[str, str]) -> None:
-        self.items = items
         self.lemma = [i.lemma for i in items]
         self.type = [i.type if i.type != "other" else None for i in items]
         self.keys = [i.keys for i in items]
@@ -111,6 +102,10 @@ class _Scorer:
         return self.story[a] is not None and self.story[a] == self.story[b]
 
     def __call__(self, a: int, b: int) -> float:
+        """The pair's score: the weighted sum (WEIGHTS) of the same lemma, the same type (not
+        "other"), the Jaccard overlap of participant keys, the same storyline, and time (1
+        for the same time expression, else 1 - days between publication dates /
+        TIME_SPAN_DAYS); a reporting event's pairs count REPORTING_WEIGHT of it."""
         total = WEIGHTS["lemma"] if self.lemma[a] == self.lemma[b] else 0.0
         if self.type[a] is not None and self.type[a] == self.type[b]:
             total += WEIGHTS["type"]
@@ -118,7 +113,7 @@ class _Scorer:
         if keys_a and keys_b:
             shared = len(keys_a & keys_b)
             if shared:
-                total += WEIGHTS["participants"] * shared / (len(keys_a) + len(keys_b) - shared)
+                total += WEIGHTS["participants"] * (shared / (len(keys_a) + len(keys_b) - shared))
         if self.same_storyline(a, b):
             total += WEIGHTS["storyline"]
         if self.time[a] is not None and self.time[a] == self.time[b]:

@@ -153,10 +153,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 # The first NLP stage runs at a lower CPU priority than everything after it: on a machine
-# with fewer cores than busy processes, the later stages then take their share first and
-# no backlog builds up between NER and DP, so DP does not run alone for seconds after NER's
-# last batch (bench/pipeline.py on 2 cores: ~3 s -> ~1.5 s). Nothing waits on NER that
-# the kernel would not give it: an idle core still runs it at once.
+# with fewer cores than busy processes, the later stages take their share first, so less
+# backlog builds up between NER and DP and DP runs alone for less time after NER's last
+# batch (bench/pipeline.py on 2 cores, with the consume loop's slow start: ~2.9 s -> ~1.4 s).
+# An idle core still runs NER at once.
 NICENESS = {"ner": 10}
 
 

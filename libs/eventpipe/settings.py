@@ -177,7 +177,8 @@ class Settings(BaseSettings):
         "EVENTPIPE_TEST_HOOKS=1 is in the service's environment.",
     )
     stage_batch_size: int = Field(
-        64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call."
+        64, ge=1, description="Messages a stage consumes and processes with one nlp.pipe call, "
+        "at most: after an idle poll it takes 8, then twice as many each batch up to this."
     )
     poll_timeout_s: float = Field(0.1, gt=0, description="Longest wait for a batch to fill.")
     idle_release_s: float = Field(

@@ -30,7 +30,6 @@ import math
 import re
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -42,58 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from eventpipe.jobs import submit
 from eventpipe.kafka.broker import free_port
-from eventpipe.kafka.local_kafka import LocalKafka, new_cluster_id
+from eventpipe.kafka.local_kafka import LocalKafka
 from eventpipe.settings import Settings
 from eventpipe.stack import SERVICES, Stack
 from eventpipe.storage.jsonl import results_path
+from support.cluster import start_cluster, stop_cluster
 from support.corpus import generate_documents
 from support.processes import cpu_seconds, peak_rss_mb
 
-NODES = (1, 2, 3)
 WORKERS = 3
 PARTITIONS = 12
 PROCESSED = re.compile(r'^eventpipe_documents_processed_total\{stage="[^"]*"\} (\S+)$', re.M)
-
-
-def start_cluster(home: Path) -> dict[int, LocalKafka]:
-    """Three KRaft nodes with the test fixture's configuration; each is ready only once the
-    quorum stands, so they start together. On failure the started ones are stopped."""
-    voters = {n: free_port() for n in NODES}
-    cluster_id = new_cluster_id()
-    nodes = {n: LocalKafka(home / f"node{n}", node_id=n, voters=voters,
-                           controller_port=voters[n], cluster_id=cluster_id, heap_mb=384,
-                           min_insync_replicas=2, log_path=home / f"node{n}.log",
-                           # PDEATHSIG follows the starting thread, which ends at once; the
-                           # caller stops the nodes instead.
-                           tie_to_parent=False)
-             for n in NODES}
-    errors: list[BaseException] = []
-
-    def start(node: LocalKafka) -> None:
-        try:
-            node.start(timeout_s=300)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(node,)) for node in nodes.values()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        stop_cluster(nodes)
-        raise SystemExit(f"the cluster did not start: {errors}")
-    return nodes
-
-
-def stop_cluster(nodes: dict[int, LocalKafka]) -> None:
-    """All nodes at once: stopped one by one, the last waits for a quorum that is gone and
-    is killed only after its stop timeout (60 s)."""
-    threads = [threading.Thread(target=node.stop) for node in nodes.values()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def processed_count(port: int | None) -> float | None:
@@ -228,7 +186,10 @@ def main() -> None:
         docs_path = tmpdir / "corpus.jsonl"
         docs_path.write_text("".join(json.dumps(d) + "\n" for d in docs))
         t0 = time.perf_counter()
-        nodes = start_cluster(tmpdir / "kafka")
+        try:
+            nodes = start_cluster(tmpdir / "kafka")
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         try:
             print(f"three-node cluster ready in {time.perf_counter() - t0:.1f} s")
             code = run(docs_path, len(docs), tmpdir / "data", nodes, args.idle)

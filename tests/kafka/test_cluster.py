@@ -10,7 +10,6 @@ Three JVMs and the whole stack: marked slow (not in `make test`); run it with
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,9 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from eventpipe.jobs import submit
-from eventpipe.kafka.broker import free_port
 from eventpipe.kafka.clients import make_admin
-from eventpipe.kafka.local_kafka import LocalKafka, new_cluster_id
+from eventpipe.kafka.local_kafka import LocalKafka
 from eventpipe.kafka.topics import Topics
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
@@ -35,44 +33,20 @@ from helpers import (
     read_results,
     write_jsonl,
 )
+from support.cluster import start_cluster, stop_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-NODES = (1, 2, 3)
 DOCS = 300
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[dict[int, LocalKafka]]:
     kafka_libs_or_skip()
-    voters = {n: free_port() for n in NODES}
-    cluster_id = new_cluster_id()
-    nodes = {n: LocalKafka(tmp_path / f"node{n}", node_id=n, voters=voters,
-                           controller_port=voters[n], cluster_id=cluster_id, heap_mb=384,
-                           min_insync_replicas=2, log_path=tmp_path / f"node{n}.log",
-                           # PDEATHSIG follows the starting *thread*, which ends at once;
-                           # the teardown below stops the nodes instead.
-                           tie_to_parent=False)
-             for n in NODES}
-    # Each node is ready only once the quorum stands: start them together.
-    errors: list[BaseException] = []
-
-    def start(node: LocalKafka) -> None:
-        try:
-            node.start(timeout_s=300)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(node,)) for node in nodes.values()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    nodes = start_cluster(tmp_path)
     try:
-        assert not errors, errors
         yield nodes
     finally:
-        for node in nodes.values():
-            node.stop()
+        stop_cluster(nodes)
 
 
 def active_controller(nodes: dict[int, LocalKafka]) -> int:

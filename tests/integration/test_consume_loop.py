@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 from confluent_kafka.admin import NewTopic
 
 from eventpipe.kafka.clients import make_admin, make_producer
@@ -17,15 +17,23 @@ def lag_of(topic: str, partitions: int) -> float:
     return sum(CONSUMER_LAG.labels(topic, str(p))._value.get() for p in range(partitions))
 
 
-def test_lag_follows_the_backlog_and_batches_commit_only_when_handled(
-        settings: Settings) -> None:
-    topic = f"{settings.topic_prefix}.loop"
-    admin = make_admin(settings)
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(10)
-    producer = make_producer(settings)
-    for i in range(100):
+def new_topic(settings: Settings, name: str, partitions: int) -> tuple[str, Producer]:
+    topic = f"{settings.topic_prefix}.{name}"
+    admin = make_admin(settings)  # kept until the topic exists: a collected client cancels
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
+    return topic, make_producer(settings)
+
+
+def send(producer: Producer, topic: str, numbers: range) -> None:
+    for i in numbers:
         producer.produce(topic, key=str(i).encode(), value=str(i).encode())
     assert producer.flush(10) == 0
+
+
+def test_lag_follows_the_backlog_and_batches_commit_only_when_handled(
+        settings: Settings) -> None:
+    topic, producer = new_topic(settings, "loop", 2)
+    send(producer, topic, range(100))
 
     settings = settings.model_copy(update={"stage_batch_size": 10})
     seen: list[int] = []
@@ -57,22 +65,13 @@ def test_lag_follows_the_backlog_and_batches_commit_only_when_handled(
 
 def test_batches_start_small_after_idle_and_double_up_to_the_batch_size(
         settings: Settings) -> None:
-    topic = f"{settings.topic_prefix}.slow"
-    admin = make_admin(settings)
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
-    producer = make_producer(settings)
-
-    def send(first: int, n: int) -> None:
-        for i in range(first, first + n):
-            producer.produce(topic, key=b"k", value=str(i).encode())
-        assert producer.flush(10) == 0
-
+    topic, producer = new_topic(settings, "slow", 1)
     sizes: list[int] = []
     loop = ConsumeLoop(settings.model_copy(update={"stage_batch_size": 64}), service="slow",
                        topics=[topic], group_id="slowtest", producer=producer,
                        handle=lambda msgs: sizes.append(len(msgs)))
     loop.consumer.subscribe([topic])
-    send(0, 200)
+    send(producer, topic, range(200))
     deadline = time.monotonic() + 20
     while sum(sizes) < 200:
         assert time.monotonic() < deadline, f"only {sum(sizes)} records consumed"
@@ -83,7 +82,7 @@ def test_batches_start_small_after_idle_and_double_up_to_the_batch_size(
     while loop.step():  # caught up: an idle poll
         pass
     before = len(sizes)
-    send(200, 40)
+    send(producer, topic, range(200, 240))
     while sum(sizes) < 240:
         assert time.monotonic() < deadline, f"only {sum(sizes)} records consumed"
         loop.step()

@@ -9,13 +9,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from eventpipe.checkpoint.model import Checkpoint
 from eventpipe.constants import TIME_FORMAT
 from eventpipe.errors import BatchLevelError as BatchLevelError
-from eventpipe.linking.clustering import OnlineStorylines, Profile, profile_of
+from eventpipe.linking.clustering import (
+    OnlineStorylines,
+    Profile,
+    profile_of,
+    publication_order,
+)
 from eventpipe.linking.items import event_items, published
 from eventpipe.linking.links import link_events
 from eventpipe.linking.stats import batch_statistics
@@ -65,7 +70,8 @@ def compute(settings: Settings, checkpoint: Checkpoint, records: list[ResultReco
     gives the same outputs."""
     job_id = checkpoint.job_id
     started = time.perf_counter()
-    records = sorted(records, key=lambda r: (published(r.get("meta") or {}) or date.max, r["id"]))
+    records = sorted(records, key=lambda r: publication_order(published(r.get("meta") or {}),
+                                                              r["id"]))
     clustering = live
     if clustering is None or set(clustering.story_of) != {r["id"] for r in records}:
         clustering = OnlineStorylines(settings.storyline_threshold)

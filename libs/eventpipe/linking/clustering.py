@@ -52,7 +52,6 @@ REPLAY_MAX = 2000
 DATE_GAP_DAYS = 90
 DATE_PENALTY = 0.5
 _TOKEN = re.compile(r"[a-z][a-z0-9]+(?:[.'-][a-z0-9]+)*|\d{4}")
-# Reporting verbs and newswire boilerplate are in nearly every article of every story.
 
 
 def _english_stop_words() -> frozenset[str]:
@@ -71,6 +70,7 @@ def _english_stop_words() -> frozenset[str]:
     return frozenset(module.STOP_WORDS)
 
 
+# Reporting verbs and newswire boilerplate are in nearly every article of every story.
 _NOISE = _english_stop_words() | {
     "said", "says", "say", "told", "tell", "tells", "reported", "reports", "report",
     "according", "announced", "announces", "added", "stated", "claimed", "news", "reuters",
@@ -95,8 +95,10 @@ def _dot(vector: dict[str, float], total: dict[str, float]) -> float:
     return float(sum(map(operator.mul, vector.values(), map(total.get, vector, repeat(0.0)))))
 
 
-def publication_order(profile: Profile) -> tuple[date, str]:
-    return (profile.published or date.max, profile.doc_id)
+def publication_order(published: date | None, doc_id: str) -> tuple[date, str]:
+    """The order the end step takes documents in, whatever order they came in: by
+    publication date (undated last), then id."""
+    return (published or date.max, doc_id)
 
 
 def profile_of(doc_id: str, text: str, entities: Iterable[tuple[str, str]],
@@ -160,7 +162,8 @@ class OnlineStorylines:
         then merge."""
         if self.profiles is not None:
             self._reset()
-            for profile in sorted(self.profiles, key=publication_order):
+            for profile in sorted(self.profiles,
+                                  key=lambda p: publication_order(p.published, p.doc_id)):
                 self._place(profile, self.vector(profile))
         self._merge()
         return self.groups()

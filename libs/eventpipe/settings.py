@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     ner_workers: int = Field(1, ge=1, description="NER processes `eventpipe run` starts.")
     dp_workers: int = Field(1, ge=1, description="DP processes `eventpipe run` starts.")
     llm_workers: int = Field(1, ge=1, description="Events-stage processes `eventpipe run` starts.")
+    chained_workers: int = Field(
+        0, ge=0, description="Processes `eventpipe run` starts that each run NER, DP and, with "
+        "the rules backend, the events stage in turn on every batch (services/chain), in "
+        "place of those stages' own processes: no stage waits on another and NER shares the "
+        "parse's spaCy call. 0: one process per stage, as in docker-compose and Helm.",
+    )
 
     # --- Processing ----------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="JSONL results and checkpoint files.")
@@ -318,6 +324,11 @@ class Settings(BaseSettings):
                 "topic_prefix must be 1-200 characters of letters, digits, '.', '_' or '-'"
             )
         return value
+
+    @property
+    def chained_stages(self) -> tuple[str, ...]:
+        """The stages a chained worker runs: a language model keeps its own service."""
+        return ("ner", "dp", "llm") if self.llm_backend == "rules" else ("ner", "dp")
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -39,7 +39,8 @@ BROKER_CMDLINE = {"embedded": "tansu", "kafka": KAFKA_MAIN}
 KAFKA_MIN_SESSION_TIMEOUT_MS = 6000
 
 SERVICES = ("checkpoint", "linker", "sink", "llm", "dp", "ner", "ingest", "console")
-# (plus `llm_server`, first, when EVENTPIPE_LLM_SERVER_MODEL names a GGUF file)
+# (plus `llm_server`, first, when EVENTPIPE_LLM_SERVER_MODEL names a GGUF file; with
+# EVENTPIPE_CHAINED_WORKERS, `chain` in place of the stages it runs)
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -118,7 +119,7 @@ def open_private(path: Path, flags: int) -> BinaryIO:
 
 # The secrets each service uses; a service is not given the others.
 SECRETS_USED = {
-    "sasl_password": set(SERVICES),
+    "sasl_password": {*SERVICES, "chain"},
     "postgres_dsn": {"sink", "linker"},
     "elasticsearch_password": {"sink", "linker"},
     "elasticsearch_api_key": {"sink", "linker"},
@@ -193,6 +194,11 @@ class Stack:
                 "llm_base_url": llm_server.base_url(port),
                 "llm_model": llm_server.model_name(settings.llm_server_model)})
             self.service_names = ("llm_server", *services)
+        if self.settings.chained_workers:
+            chained = self.settings.chained_stages
+            self.service_names = tuple(
+                "chain" if name == "ner" else name for name in self.service_names
+                if name not in chained or name == "ner")
         self.broker: EmbeddedBroker | LocalKafka | None = None
         self.broker_pid: int | None = None
         self.broker_kind: str = "cluster" if settings.kafka_bootstrap else settings.broker
@@ -275,7 +281,8 @@ class Stack:
     def workers(self, service: str) -> int:
         """Processes per stage; the others (ingest, sink, materializer) own files: one."""
         return {"ner": self.settings.ner_workers, "dp": self.settings.dp_workers,
-                "llm": self.settings.llm_workers}.get(service, 1)
+                "llm": self.settings.llm_workers,
+                "chain": self.settings.chained_workers}.get(service, 1)
 
     def service_env(self, service: str | None = None) -> dict[str, str]:
         # The settings object is the one source: inherited EVENTPIPE_* variables are replaced.

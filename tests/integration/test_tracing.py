@@ -66,8 +66,7 @@ def test_one_documents_spans_share_a_trace_across_the_stages(settings: Settings,
     for loop in loops:
         loop.consumer.subscribe(loop.topics)
     for runner in runners:  # as StageRunner.run starts them
-        runner.control.start_caught_up()
-        runner.retries.start()
+        runner.open()
     try:
         sub = submit(settings, write_jsonl(tmp_path / "one.jsonl", corpus_lines(2, seed=5)),
                      "traced")
@@ -81,8 +80,7 @@ def test_one_documents_spans_share_a_trace_across_the_stages(settings: Settings,
         for loop in loops:
             loop.consumer.close()
         for runner in runners:
-            runner.retries.close()
-            runner.control.close()
+            runner.close()
         for backend in backends:
             backend.close()
         ingest.reader.close()

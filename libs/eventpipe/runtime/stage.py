@@ -1,6 +1,13 @@
-"""Running a pure stage function over a work topic. A stage is `process(docs) -> results`:
+"""Running pure stage functions over work topics. A stage is `process(docs) -> results`:
 one result per document, either the document with the stage's output filled in, or the
-exception that made it fail. It knows nothing of Kafka."""
+exception that made it fail. It knows nothing of Kafka.
+
+A runner runs one stage, or a chain of stages in one process (`then`): a document read from
+the first stage's topic goes through every stage of the chain and leaves on the last one's
+topic, with no work topic and no serialization between them (as a stream processor chains
+operators). A document read from a later stage's topic (a replay, a retry, a reprocess from
+that stage) enters the chain there. A failure is the failing stage's, with that stage's
+input as its payload, whatever the layout."""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import Message
 from pydantic import ValidationError
@@ -118,6 +126,16 @@ def kill_key(doc: DocumentMessage) -> str:
     return f"{doc.job_id}/{doc.doc_id}/{doc.replays}"
 
 
+@dataclass(frozen=True)
+class Step:
+    """A stage of a chain: the topic a document enters it from, and its function."""
+
+    stage: Stage
+    source: str
+    process: ProcessBatch
+    model: str | None = None
+
+
 def process_isolated(process: ProcessBatch, docs: Sequence[DocumentMessage]) -> list[StageResult]:
     """Process a batch; if the batch call itself raises, retry one document at a time so
     that one bad document fails alone."""
@@ -150,36 +168,48 @@ class StageRunner:
         release: Callable[[], None] | None = None,
         model: str | None = None,
         tracing: Tracing | None = None,
+        *,
+        then: Sequence[Step] = (),
+        fused: ProcessBatch | None = None,
+        service: str | None = None,
     ) -> None:
         """`release` gives back what the stage can load again (its model) while it idles;
         see eventpipe.runtime.idle. `model` names what makes this stage's output: every
-        document it passes on carries it in `models`."""
+        document it passes on carries it in `models`. `then`: the stages chained after this
+        one, in order; `target` is the last one's output topic. `fused`: one function that
+        does the first two stages in one call, used for documents that enter at the first
+        (its results must equal running the two in turn). `service`: the process's name
+        (its ready file, log and kill records), the stage's by default; the consumer group
+        is always the first stage's, so that either layout goes on from the same offsets."""
         self.settings = settings
-        self.tracing = tracing or Tracing(settings, stage.value)
+        self.service = service or stage.value
+        self.tracing = tracing or Tracing(settings, self.service)
         self.stage = stage
-        self.model = model
+        self.steps = [Step(stage, source, process, model), *then]
+        self.fused = fused if self.steps[1:] else None
+        self.entry = {step.source: i for i, step in enumerate(self.steps)}
         self.target = target
         topics = Topics.from_settings(settings)
         self.failed_topic = topics.failed
-        self.retry_topic = topics.retry(stage.value)
-        self.process = process
+        self.retries = {step.stage: RetryScheduler(settings, step.stage.value,
+                                                   topics.retry(step.stage.value), step.source)
+                        for step in self.steps}
         self.control = ControlView(settings)
-        self.retries = RetryScheduler(settings, stage.value, self.retry_topic, source)
         self.loop = ConsumeLoop(
             settings,
-            service=stage.value,
-            topics=[source],
+            service=self.service,
+            topics=list(self.entry),
             group_id=f"{settings.topic_prefix}-{stage.value}",
             handle=self.handle,
             on_tick=self._tick,
             on_poison=self._poisoned,
         )
         self.idle = IdleRelease(settings.idle_release_s, release)
-        self.kills = KillGuard(kills_dir(settings.data_dir, stage.value))
+        self.kills = KillGuard(kills_dir(settings.data_dir, self.service))
 
     def _tick(self) -> None:
         self.idle.tick()
-        if not self.retries.is_alive():
+        if not all(retries.is_alive() for retries in self.retries.values()):
             # Its documents wait on the retry topic; a restarted service sends them back.
             raise RuntimeError("the retry scheduler stopped; see the log above")
 
@@ -188,7 +218,7 @@ class StageRunner:
         self.loop.produce(topic, doc_key.encode(), value, span.headers)
 
     def _fail(self, failure: FailedDocument, span: DocSpan = NO_SPAN) -> None:
-        DOCUMENTS_FAILED.labels(self.stage.value).inc()
+        DOCUMENTS_FAILED.labels(failure.stage.value).inc()
         log.warning(
             "document failed",
             extra={"job_id": failure.job_id, "doc_id": failure.doc_id, "reason": failure.error,
@@ -204,122 +234,173 @@ class StageRunner:
         self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}", value, span)
 
     def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str,
-                span: DocSpan = NO_SPAN) -> None:
-        """A document failed here: transient failures wait on the retry topic while the
-        budget lasts; the rest are failure records with the stage's input as payload."""
+                span: DocSpan = NO_SPAN, stage: Stage | None = None) -> None:
+        """A document failed at `stage` (the first of the chain by default), `raw` being
+        that stage's input: transient failures wait on the stage's retry topic while the
+        budget lasts; the rest are failure records with the input as payload."""
+        stage = stage or self.stage
         error = exc if isinstance(exc, str) else describe(exc)
         payload = DocumentMessage.model_validate_json(raw)  # the input, before any change
         s = self.settings
         if isinstance(exc, Exception) and classify(exc) is FailureClass.TRANSIENT:
-            decision = next_retry(s, self.stage.value, payload.retry, error)
+            decision = next_retry(s, stage.value, payload.retry, error)
             if decision.retry is not None:
                 payload.retry = decision.retry
-                DOCUMENTS_RETRIED.labels(self.stage.value).inc()
+                DOCUMENTS_RETRIED.labels(stage.value).inc()
                 log.info("transient failure; retrying later", extra={
                     "job_id": doc.job_id, "doc_id": doc.doc_id, "attempt": decision.attempts,
                     "not_before_ms": decision.retry.not_before_ms, "reason": error})
-                self._send(self.retry_topic, f"{doc.job_id}/{doc.doc_id}",
+                self._send(self.retries[stage].retry_topic, f"{doc.job_id}/{doc.doc_id}",
                            payload.model_dump_json().encode(), span)
                 return
             payload.retry = None
-            self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures,
+            self._fail(failure_of(doc, stage, error, payload, s.replay_max_failures,
                                   failure_class=FailureClass.TRANSIENT,
                                   attempts=decision.attempts,
                                   first_failed_at=decision.first_failed_at), span)
             return
         payload.retry = None
-        self._fail(failure_of(doc, self.stage, error, payload, s.replay_max_failures), span)
+        self._fail(failure_of(doc, stage, error, payload, s.replay_max_failures), span)
 
     def _poisoned(self, msg: Message, exc: Exception) -> None:
-        failure = failure_for_undecodable(msg.value(), self.stage, exc)
+        failure = failure_for_undecodable(msg.value(), self._step_of(msg).stage, exc)
         failure.error = f"handling the message raised {describe(exc)}"
         self._fail(failure)
 
+    def _step_of(self, msg: Message) -> Step:
+        return self.steps[self.entry.get(msg.topic() or "", 0)]
+
     def handle(self, msgs: list[Message]) -> None:
-        docs: list[DocumentMessage] = []
-        raws: list[bytes] = []
-        headers: list[Headers | None] = []
+        # Per entry stage, in the order consumed.
+        entries: dict[int, list[tuple[DocumentMessage, bytes, Headers | None]]] = {}
         for msg in msgs:
+            entry = self.entry.get(msg.topic() or "", 0)
             try:
                 doc = decode_document(msg.value())
             except (ValueError, ValidationError) as exc:
-                self._fail(failure_for_undecodable(msg.value(), self.stage, exc))
+                self._fail(failure_for_undecodable(msg.value(), self.steps[entry].stage, exc))
                 continue
             if self.control.blocks(doc.job_id, doc.epoch_ms):
                 # Paused or stopped: not started here; resume re-sends what is unprocessed.
                 log.info("skipped: job paused or stopped",
                          extra={"job_id": doc.job_id, "doc_id": doc.doc_id})
                 continue
-            docs.append(doc)
-            raws.append(msg.value() or b"")
-            headers.append(record_headers(msg))
-        if not docs:
-            return
+            entries.setdefault(entry, []).append((doc, msg.value() or b"", record_headers(msg)))
+        for entry, batch in sorted(entries.items()):
+            self._handle_entry(entry, batch)
+
+    def _handle_entry(self, entry: int,
+                      batch: list[tuple[DocumentMessage, bytes, Headers | None]]) -> None:
         self.idle.busy()
-        keys = [kill_key(doc) for doc in docs]
+        stage = self.steps[entry].stage
+        keys = [kill_key(doc) for doc, _, _ in batch]
         strikes = self.kills.strikes(keys)
         clean: list[int] = []
         for i, key in enumerate(keys):
+            doc, raw, headers = batch[i]
             kills = strikes.get(key, 0)
             if kills >= self.settings.max_stage_kills:
                 # It would only kill the process again, and stop its partition for good.
-                reason = (f"killed the {self.stage.value} process {kills} times (out of "
+                reason = (f"killed the {self.service} process {kills} times (out of "
                           "memory, or a crash in native code); not processed again")
-                span = self._span(docs[i], headers[i])
-                self._failed(docs[i], raws[i], reason, span)
+                span = self._span(doc, headers)
+                self._failed(doc, raw, reason, span, stage)
                 span.end(reason)
             elif kills:
                 # In flight when a worker died: alone, so that only the guilty one dies again.
                 log.warning("processing alone: in flight when a worker died",
-                            extra={"job_id": docs[i].job_id, "doc_id": docs[i].doc_id})
-                self._process([docs[i]], [raws[i]], [headers[i]], [key], suspect=True)
+                            extra={"job_id": doc.job_id, "doc_id": doc.doc_id})
+                self._process(entry, [batch[i]], [key], suspect=True)
             else:
                 clean.append(i)
         if clean:
-            self._process([docs[i] for i in clean], [raws[i] for i in clean],
-                          [headers[i] for i in clean], [keys[i] for i in clean], suspect=False)
+            self._process(entry, [batch[i] for i in clean], [keys[i] for i in clean],
+                          suspect=False)
 
     def _span(self, doc: DocumentMessage, headers: Headers | None) -> DocSpan:
-        return self.tracing.start(self.stage.value, headers, **{
+        return self.tracing.start(self.service, headers, **{
             "eventpipe.job_id": doc.job_id, "eventpipe.doc_id": doc.doc_id})
 
-    def _process(self, docs: list[DocumentMessage], raws: list[bytes],
-                 headers: list[Headers | None], keys: list[str], suspect: bool) -> None:
-        # One span per document, over the batch call that processed it.
-        spans = [self._span(d, h) for d, h in zip(docs, headers, strict=True)]
-        started = time.perf_counter()
+    def _process(self, entry: int, batch: list[tuple[DocumentMessage, bytes, Headers | None]],
+                 keys: list[str], suspect: bool) -> None:
+        # One span per document, over the calls that processed it.
+        docs = [doc for doc, _, _ in batch]
+        raws = [raw for _, raw, _ in batch]
+        spans = [self._span(doc, headers) for doc, _, headers in batch]
+        outcome: dict[int, str | None] = {}  # position -> why it failed (None: it went on)
         with self.kills.in_flight(keys):
             self._test_kill(docs)
-            results = process_isolated(self.process, docs)
+            self._chain(entry, docs, raws, spans, list(range(len(docs))), outcome, fuse=True)
         if suspect:
             self.kills.forget(keys)  # it did not kill the process this time
-        per_doc_ms = (time.perf_counter() - started) * 1000 / len(docs)
-        for doc, raw, result, span in zip(docs, raws, results, spans, strict=True):
-            try:
-                self._emit(doc, raw, result, span, per_doc_ms)
-            finally:
-                span.end(describe(result) if isinstance(result, Exception) else None)
+        for p, span in enumerate(spans):
+            span.end(outcome.get(p))
 
-    def _emit(self, doc: DocumentMessage, raw: bytes, result: StageResult, span: DocSpan,
-              per_doc_ms: float) -> None:
-        """Send one document's outcome: its result to the next stage, or its failure."""
-        if isinstance(result, Exception):
-            self._failed(doc, raw, result, span)
-            return
+    def _chain(self, i: int, docs: list[DocumentMessage], raws: list[bytes],
+               spans: list[DocSpan], at: list[int], outcome: dict[int, str | None],
+               fuse: bool) -> None:
+        """Run the documents at positions `at` through the stages from the i-th on, then
+        send them on. A document the fused call fails goes through the two stages one at a
+        time, so that its failure names the stage it failed in, with that stage's input."""
+        while at and i < len(self.steps):
+            step = self.steps[i]
+            process, width = step.process, 1
+            if fuse and i == 0 and self.fused is not None:
+                process, width = self.fused, 2
+            stages = [s.stage for s in self.steps[i:i + width]]
+            started = time.perf_counter()
+            results = process_isolated(process, [docs[p] for p in at])
+            per_doc_ms = (time.perf_counter() - started) * 1000 / len(at)
+            going: list[int] = []
+            refused: list[int] = []
+            for p, result in zip(at, results, strict=True):
+                if isinstance(result, Exception):
+                    if width > 1:
+                        refused.append(p)
+                        continue
+                    self._failed(docs[p], raws[p], result, spans[p], step.stage)
+                    outcome[p] = describe(result)
+                    continue
+                self._stamp(result, stages, per_doc_ms)
+                docs[p] = result
+                going.append(p)
+            if refused:
+                for p in refused:  # as it came, not as the failed call left it
+                    docs[p] = DocumentMessage.model_validate_json(raws[p])
+                self._chain(i, docs, raws, spans, refused, outcome, fuse=False)
+            at, i = going, i + width
+            if i < len(self.steps):
+                # The next stage's input, kept as it would travel: a failure there is
+                # recorded with it, as that stage's own service would record it.
+                for p in at:
+                    raws[p] = docs[p].model_dump_json().encode()
+        for p in at:
+            outcome[p] = self._emit(docs[p], raws[p], spans[p])
+
+    def _stamp(self, result: DocumentMessage, stages: list[Stage], per_doc_ms: float) -> None:
+        """Record on a document what made its outputs and how long it took per document:
+        two fused stages under one timing named by both ("ner+dp")."""
         result.retry = None  # done here: the next stage starts with a fresh budget
-        if self.model is not None:
-            result.models[self.stage.value] = self.model
-        result.timings_ms[self.stage.value] = round(per_doc_ms, 3)
-        STAGE_SECONDS.labels(self.stage.value).observe(per_doc_ms / 1000)
+        for step in self.steps:
+            if step.stage in stages and step.model is not None:
+                result.models[step.stage.value] = step.model
+        name = "+".join(stage.value for stage in stages)
+        result.timings_ms[name] = round(per_doc_ms, 3)
+        for stage in stages:
+            STAGE_SECONDS.labels(stage.value).observe(per_doc_ms / 1000 / len(stages))
+            DOCUMENTS_PROCESSED.labels(stage.value).inc()
+
+    def _emit(self, result: DocumentMessage, raw: bytes, span: DocSpan) -> str | None:
+        """Send a document that went through the chain on to the target topic; `raw` is the
+        last stage's input. Returns why it failed, if it did."""
         value = result.model_dump_json().encode()
         if len(value) > self.settings.max_message_bytes:
-            self._failed(doc, raw,
-                         f"output of {len(value)} bytes exceeds the message limit of "
-                         f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)",
-                         span)
-            return
-        self._send(self.target, f"{doc.job_id}/{doc.doc_id}", value, span)
-        DOCUMENTS_PROCESSED.labels(self.stage.value).inc()
+            reason = (f"output of {len(value)} bytes exceeds the message limit of "
+                      f"{self.settings.max_message_bytes} (EVENTPIPE_MAX_MESSAGE_BYTES)")
+            self._failed(result, raw, reason, span, self.steps[-1].stage)
+            return reason
+        self._send(self.target, f"{result.job_id}/{result.doc_id}", value, span)
+        return None
 
     def _test_kill(self, docs: list[DocumentMessage]) -> None:
         """The test hook of EVENTPIPE_TEST_KILL_DOC_ID: die as the OOM killer would kill."""
@@ -328,14 +409,24 @@ class StageRunner:
             log.warning("test hook: killing this process", extra={"doc_id": target})
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def run(self) -> None:
+    def open(self) -> None:
+        """Start what runs beside the consume loop: kill records, the control view, the
+        retry schedulers (one per stage)."""
         self.kills.open()
         self.control.start_caught_up()
-        self.retries.start()
+        for retries in self.retries.values():
+            retries.start()
+
+    def close(self) -> None:
+        for retries in self.retries.values():
+            retries.close()
+        self.control.close()
+        self.kills.close()
+
+    def run(self) -> None:
+        self.open()
         self.loop.install_signal_handlers()
         try:
             self.loop.run()
         finally:
-            self.retries.close()
-            self.control.close()
-            self.kills.close()
+            self.close()

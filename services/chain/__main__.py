@@ -1,0 +1,3 @@
+from services.chain.service import main
+
+main()

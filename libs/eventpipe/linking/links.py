@@ -11,12 +11,14 @@ size. A reporting event ("said") weighs
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from eventpipe.linking.items import EventItem
 
@@ -69,58 +71,82 @@ def candidate_pairs(items: list[EventItem], storyline_of: Mapping[str, str]
     """Pairs of events of different documents sharing a blocking key. Within a block, in
     publication order, each event is paired with the `WINDOW` events after it (sorted
     neighbourhood): the work grows with the events, not with the square of a block."""
+    a, b = _candidates(items, storyline_of)
+    return list(zip(a.tolist(), b.tolist(), strict=True))
+
+
+def _candidates(items: list[EventItem], storyline_of: Mapping[str, str]
+                ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """`candidate_pairs` as two arrays, first events and second events, sorted. The blocks
+    are laid end to end and the window taken over all at once: the event at each position is
+    paired with the one `step` positions on, for each step up to WINDOW, where both are of
+    the same block."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         for key in set(blocking_keys(item, storyline_of.get(item.doc_id))):
             blocks[key].append(i)
-    pairs: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if len(members) > MAX_BLOCK:
-            continue
-        members.sort(key=lambda i: (items[i].published or date.max, i))
-        for a_pos, a in enumerate(members):
-            for b in members[a_pos + 1:a_pos + 1 + WINDOW]:
-                if items[a].doc_id != items[b].doc_id:
-                    pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
+    kept = [members for members in blocks.values() if len(members) <= MAX_BLOCK]
+    member = np.fromiter((i for members in kept for i in members), np.int64)
+    block = np.repeat(np.arange(len(kept)), [len(members) for members in kept])
+    never = date.max.toordinal()
+    day = np.array([i.published.toordinal() if i.published else never for i in items],
+                   np.int64)
+    doc_ids: dict[str, int] = {}
+    doc = np.array([doc_ids.setdefault(i.doc_id, len(doc_ids)) for i in items], np.int64)
+    # Each block in publication order, then event order (lexsort: the last key first).
+    order = np.lexsort((member, day[member], block))
+    member, block = member[order], block[order]
+    firsts, seconds = [], []
+    for step in range(1, WINDOW + 1):
+        a, b = member[:-step], member[step:]
+        pair = (block[:-step] == block[step:]) & (doc[a] != doc[b])
+        firsts.append(np.minimum(a, b)[pair])
+        seconds.append(np.maximum(a, b)[pair])
+    # One number per pair, sorted as (first, second), repeats dropped (quicker than
+    # np.unique, which hashes first).
+    code = np.sort(np.concatenate(firsts) * len(items) + np.concatenate(seconds))
+    code = code[np.diff(code, prepend=-1) != 0]
+    return code // len(items), code % len(items)
 
 
-class _Scorer:
-    """Scores pairs of one list of events: what each event contributes is looked up once,
-    not per pair (the batch-level step scores ~200 candidate pairs per document)."""
+def _scores(items: list[EventItem], story: NDArray[np.int64], a: NDArray[np.int64],
+            b: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The scores of pairs (a[k], b[k]); `story`: each event's storyline number, -1 for
+    none. A score is the weighted sum (WEIGHTS) of the same lemma, the same type (not
+    "other"), the Jaccard overlap of participant keys, the same storyline, and time (1 for
+    the same time expression, else 1 - days between publication dates / TIME_SPAN_DAYS); a
+    reporting event's pairs count REPORTING_WEIGHT of it. All pairs at once, each float
+    operation of a pair's sum in the order written (a missing term adds 0.0, which changes
+    no bit; numpy divides the small integers as Python's int / int does), so every score is
+    bit for bit that of the sum taken one pair at a time."""
+    lemma = _ids([i.lemma for i in items])
+    kind = _ids([i.type if i.type != "other" else None for i in items])
+    time = _ids([i.time or None for i in items])
+    known = np.array([i.published is not None for i in items], bool)
+    day = np.array([i.published.toordinal() if i.published else 0 for i in items], np.int64)
+    reporting = np.array([i.reporting for i in items], bool)
+    keys = [i.keys for i in items]
+    size = np.array([len(k) for k in keys], np.int64)
+    shared = np.array([len(keys[x] & keys[y]) if keys[x] and keys[y] else 0
+                       for x, y in zip(a.tolist(), b.tolist(), strict=True)], np.int64)
+    zero = np.zeros(len(a))
+    total = np.where(lemma[a] == lemma[b], WEIGHTS["lemma"], zero)
+    total += np.where((kind[a] >= 0) & (kind[a] == kind[b]), WEIGHTS["type"], zero)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 where neither has keys
+        overlap = shared / (size[a] + size[b] - shared)
+    total += np.where(shared > 0, WEIGHTS["participants"] * overlap, zero)
+    total += np.where((story[a] >= 0) & (story[a] == story[b]), WEIGHTS["storyline"], zero)
+    near = WEIGHTS["time"] * np.maximum(0.0, 1.0 - np.abs(day[a] - day[b]) / TIME_SPAN_DAYS)
+    total += np.where((time[a] >= 0) & (time[a] == time[b]), WEIGHTS["time"],
+                      np.where(known[a] & known[b], near, zero))
+    return np.where(reporting[a] | reporting[b], total * REPORTING_WEIGHT, total)
 
-    def __init__(self, items: list[EventItem], storyline_of: Mapping[str, str]) -> None:
-        self.lemma = [i.lemma for i in items]
-        self.type = [i.type if i.type != "other" else None for i in items]
-        self.keys = [i.keys for i in items]
-        self.day = [i.published.toordinal() if i.published else None for i in items]
-        self.time = [i.time or None for i in items]
-        self.reporting = [i.reporting for i in items]
-        self.story = [storyline_of.get(i.doc_id) for i in items]
 
-    def same_storyline(self, a: int, b: int) -> bool:
-        return self.story[a] is not None and self.story[a] == self.story[b]
-
-    def __call__(self, a: int, b: int) -> float:
-        """The pair's score: the weighted sum (WEIGHTS) of the same lemma, the same type (not
-        "other"), the Jaccard overlap of participant keys, the same storyline, and time (1
-        for the same time expression, else 1 - days between publication dates /
-        TIME_SPAN_DAYS); a reporting event's pairs count REPORTING_WEIGHT of it."""
-        total = WEIGHTS["lemma"] if self.lemma[a] == self.lemma[b] else 0.0
-        if self.type[a] is not None and self.type[a] == self.type[b]:
-            total += WEIGHTS["type"]
-        keys_a, keys_b = self.keys[a], self.keys[b]
-        if keys_a and keys_b:
-            shared = len(keys_a & keys_b)
-            if shared:
-                total += WEIGHTS["participants"] * (shared / (len(keys_a) + len(keys_b) - shared))
-        if self.same_storyline(a, b):
-            total += WEIGHTS["storyline"]
-        if self.time[a] is not None and self.time[a] == self.time[b]:
-            total += WEIGHTS["time"]
-        elif (day_a := self.day[a]) is not None and (day_b := self.day[b]) is not None:
-            total += WEIGHTS["time"] * max(0.0, 1.0 - abs(day_a - day_b) / TIME_SPAN_DAYS)
-        return total * REPORTING_WEIGHT if self.reporting[a] or self.reporting[b] else total
+def _ids(values: list[str | None]) -> NDArray[np.int64]:
+    """A number per distinct value, -1 for None: equal values, equal numbers."""
+    numbers: dict[str, int] = {}
+    return np.array([-1 if v is None else numbers.setdefault(v, len(numbers)) for v in values],
+                    np.int64)
 
 
 def evidence(source: EventItem, target: EventItem, same_storyline: bool) -> dict[str, Any]:
@@ -141,18 +167,22 @@ def link_events(items: list[EventItem], storyline_of: Mapping[str, str], thresho
     best-scoring partners (a pair is a link when either side keeps it), so the links grow
     with the events, not with the square of a story's size. Evidence is built when a link
     is written out."""
-    scorer = _Scorer(items, storyline_of)
-    best: dict[int, list[tuple[float, int]]] = defaultdict(list)
-    for a, b in candidate_pairs(items, storyline_of):
-        total = scorer(a, b)
-        if total >= threshold:
-            best[a].append((-total, b))
-            best[b].append((-total, a))
-    kept: dict[tuple[int, int], float] = {}
-    for a, partners in best.items():
-        strongest = (partners if len(partners) <= MAX_LINKS_PER_EVENT
-                     else heapq.nsmallest(MAX_LINKS_PER_EVENT, partners))
-        for negative, b in strongest:
-            kept[(a, b) if a < b else (b, a)] = -negative
-    return [Link(items[a], items[b], total, scorer.same_storyline(a, b))
-            for (a, b), total in sorted(kept.items())]
+    a, b = _candidates(items, storyline_of)
+    story = _ids([storyline_of.get(i.doc_id) for i in items])
+    score = _scores(items, story, a, b)
+    above = np.flatnonzero(score >= threshold)
+    # Each pair above the threshold seen from either side: (event, partner, pair).
+    event = np.concatenate((a[above], b[above]))
+    partner = np.concatenate((b[above], a[above]))
+    pair = np.concatenate((above, above))
+    # Each event's partners strongest first, ties by partner (as heapq.nsmallest on
+    # (-score, partner) took them): the first MAX_LINKS_PER_EVENT of each event are kept.
+    order = np.lexsort((partner, -score[pair], event))
+    event, pair = event[order], pair[order]
+    rank = np.arange(len(event)) - np.searchsorted(event, event)
+    kept = np.zeros(len(a), bool)
+    kept[pair[rank < MAX_LINKS_PER_EVENT]] = True
+    a, b = a[kept], b[kept]
+    same = (story[a] >= 0) & (story[a] == story[b])
+    return list(map(Link, [items[x] for x in a.tolist()], [items[y] for y in b.tolist()],
+                    score[kept].tolist(), same.tolist()))

@@ -2,8 +2,11 @@
 
 (a) baseline: one process, spaCy `nlp.pipe` with the full pipeline (the same model and the
     components the stages use), the same triplet and event code, one JSONL write at the end.
-(b) eventpipe: the stack (embedded broker and every service as its own process) is started and
-    ready first; then the batch is submitted and timed until the job is COMPLETED.
+(b) eventpipe with two chained workers (EVENTPIPE_CHAINED_WORKERS=2: NER, DP and the events
+    stage in each of two processes): the stack (embedded broker and every service as its own
+    process) is started and ready first; then the batch is submitted and timed until the job
+    is COMPLETED.
+(d) the same with one process per stage (the default layout, as in docker-compose and Helm).
 (c) spaCy's own parallel run, `nlp.pipe(n_process=2)`, otherwise as (a): what the simplest
     parallel script gets on the same machine in the same run.
 
@@ -78,10 +81,11 @@ def baseline(
     return time.perf_counter() - started, time.process_time() - cpu_started, results
 
 
-def pipeline(docs_path: Path, data_dir: Path, broker: str = "embedded"
+def pipeline(docs_path: Path, data_dir: Path, broker: str = "embedded", chained_workers: int = 2
              ) -> tuple[float, float, dict[str, Any]]:
     settings = Settings(data_dir=data_dir, topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
-                        checkpoint_flush_interval_s=0.2, broker=broker)
+                        checkpoint_flush_interval_s=0.2, broker=broker,
+                        chained_workers=chained_workers)
     stack = Stack(settings)
     t0 = time.perf_counter()
     stack.start()
@@ -147,10 +151,14 @@ def main() -> None:
 
         base_s, base_cpu_s, base = baseline(docs, tmpdir / "baseline.jsonl")
         two_s, two_cpu_s, two = baseline(docs, tmpdir / "two.jsonl", n_process=2)
-        startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data",
-                                              "kafka" if args.broker == "kafka" else "embedded")
+        broker = "kafka" if args.broker == "kafka" else "embedded"
+        print("(b) two chained workers:")
+        startup_s, pipe_s, piped = pipeline(docs_path, tmpdir / "data", broker)
+        print("(d) one process per stage:")
+        _, stages_s, staged = pipeline(docs_path, tmpdir / "data-stages", broker, 0)
 
     a, b, c = len(docs) / base_s, len(docs) / pipe_s, len(docs) / two_s
+    d = len(docs) / stages_s
     print(f"corpus: {len(docs)} documents, {words} words")
     print(f"(a) baseline, one process, nlp.pipe: {base_s:7.2f} s  {a:7.1f} docs/s  "
           f"(CPU {base_cpu_s:.2f} s)")
@@ -158,12 +166,16 @@ def main() -> None:
           f"{pipe_s:7.2f} s  {b:7.1f} docs/s")
     print(f"(c) spaCy nlp.pipe(n_process=2): {two_s:7.2f} s  {c:7.1f} docs/s  "
           f"(CPU of the main process {two_cpu_s:.2f} s)  c/a {c / a:.2f}  b/c {b / c:.2f}")
+    print(f"(d) eventpipe, one process per stage: {stages_s:7.2f} s  {d:7.1f} docs/s  "
+          f"d/a {d / a:.2f}  b/d {b / d:.2f}")
     print(f"documents whose results differ between (c) and (a): "
           f"{sum(1 for k in base if base[k] != two.get(k))}")
     print(f"documents missing from eventpipe's results: {len(set(base) - set(piped))}")
     print(f"documents whose entities differ: {differences(base, piped, 'entities')}")
     print(f"documents whose triplets differ: {differences(base, piped, 'triplets')}")
     print(f"documents whose events differ: {differences(base, piped, 'events')}")
+    print("documents whose entities, triplets or events differ between (d) and (b): "
+          f"{sum(differences(piped, staged, f) for f in ('entities', 'triplets', 'events'))}")
     print(f"ratio: {b / a:.2f}")
 
 

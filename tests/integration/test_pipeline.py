@@ -12,11 +12,16 @@ import pytest
 
 from eventpipe.jobs import submit
 from eventpipe.kafka.topics import Topics
-from eventpipe.models import job_id_for
+from eventpipe.models import DocumentMessage, job_id_for
+from eventpipe.nlp.events import build_backend
+from eventpipe.nlp.model import load_pipeline
 from eventpipe.settings import Settings
 from eventpipe.stack import Stack
 from eventpipe.storage.jsonl import results_path
 from helpers import corpus_lines, read_results, wait_checkpoint, write_jsonl
+from services.dp.service import make_process as dp_process
+from services.llm.service import make_process as llm_process
+from services.ner.service import make_process as ner_process
 from support.processes import kill_service
 
 # On the embedded broker and on Apache Kafka (tests/conftest.py).
@@ -158,3 +163,46 @@ def test_two_workers_per_stage_share_the_default_partitions_evenly(
         assert nice == {"ner": 10, "ner.2": 10, "dp": 0, "dp.2": 0}
     finally:
         stack.stop()
+
+
+def test_chained_workers_give_the_stages_results_exactly_once(
+        settings: Settings, tmp_path: Path) -> None:
+    """EVENTPIPE_CHAINED_WORKERS: two processes each run NER, DP and the rules events stage;
+    no process of those stages runs; the results are those of the stages run one by one."""
+    stack = Stack(settings.model_copy(update={"chained_workers": 2}))
+    stack.start()
+    try:
+        assert {p.service for p in stack.procs.values()} & {"ner", "dp", "llm"} == set()
+        assert sorted(n for n, p in stack.procs.items() if p.service == "chain") == [
+            "chain", "chain.2"]
+        lines = corpus_lines(60, seed=8)
+        path = write_jsonl(tmp_path / "chained.jsonl", lines)
+        job_id = submit(stack.settings, path, "chained").job_id
+        cp = wait_checkpoint(stack.settings, job_id, lambda c: c["status"] != "RUNNING",
+                             stack=stack)
+        assert cp["status"] == "COMPLETED" and cp["processed_documents"] == 60
+        records = read_results(results_path(stack.settings.data_dir, "chained"))
+        assert Counter(r["id"] for r in records) == Counter(
+            json.loads(line)["id"] for line in lines)
+        docs_topic = Topics.from_settings(stack.settings).docs
+        held = [{p for p in held_partitions(stack.log_dir / f"{name}.log")
+                 if p.startswith(f"{docs_topic}:")} for name in ("chain", "chain.2")]
+        assert [len(h) for h in held] == [settings.work_partitions // 2] * 2, held
+    finally:
+        stack.stop()
+    nlp = load_pipeline(settings.spacy_model)
+    stages = [ner_process(nlp), dp_process(nlp), llm_process(build_backend(settings))]
+    by_id = {r["id"]: r for r in records}
+    for line in lines:
+        data = json.loads(line)
+        batch = [DocumentMessage(job_id=job_id, batch_id="chained", doc_id=data["id"],
+                                 text=data["text"])]
+        for stage in stages:
+            results = stage(batch)
+            batch = [r for r in results if isinstance(r, DocumentMessage)]
+        [doc] = batch
+        record = by_id[data["id"]]
+        assert set(record["timings_ms"]) == {"ner+dp", "llm"}
+        assert record["entities"] == [e.model_dump() for e in doc.entities], data["id"]
+        assert record["triplets"] == [t.model_dump() for t in doc.triplets], data["id"]
+        assert record["events"] == [e.model_dump() for e in doc.events], data["id"]

@@ -195,8 +195,13 @@ class StageRunner:
                                                    topics.retry(step.stage.value), step.source)
                         for step in self.steps}
         self.control = ControlView(settings)
+        # A chain reads several topics: cooperative-sticky evens out the number of partitions
+        # over all of them (one worker got every partition of the first topic, on Apache
+        # Kafka), range splits each topic evenly among the workers.
+        loop_settings = (settings.model_copy(update={"partition_assignment_strategy": "range"})
+                         if self.steps[1:] else settings)
         self.loop = ConsumeLoop(
-            settings,
+            loop_settings,
             service=self.service,
             topics=list(self.entry),
             group_id=f"{settings.topic_prefix}-{stage.value}",

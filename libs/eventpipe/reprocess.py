@@ -110,7 +110,9 @@ def to_message(record: ResultRecord, job_id: str, result_version: int, from_stag
         "job_id": job_id, "batch_id": record["batch_id"], "doc_id": str(record["id"]),
         "text": record["text"], "meta": record.get("meta") or {},
         "entities": record.get("entities") or [],
-        "timings_ms": {k: v for k, v in (record.get("timings_ms") or {}).items() if k in kept},
+        # A chained worker times NER and DP together ("ner+dp"): kept when both stages are.
+        "timings_ms": {k: v for k, v in (record.get("timings_ms") or {}).items()
+                       if all(stage in kept for stage in k.split("+"))},
         "models": {k: v for k, v in models.items() if k in kept},
         "result_version": result_version, "epoch_ms": epoch_ms,
     }

@@ -84,6 +84,13 @@ def test_from_dp_keeps_only_the_entities() -> None:
     assert msg.models == {"ner": "spacy:x"} and msg.timings_ms == {"ner": 1.0}
 
 
+def test_a_chained_workers_timing_is_kept_with_both_its_stages() -> None:
+    chained = saved(timings_ms={"ner+dp": 3.0, "llm": 1.0})
+    assert to_message(chained, reprocess_job_id(BATCH, 2), 2, "llm", 0).timings_ms == {
+        "ner+dp": 3.0}
+    assert to_message(chained, reprocess_job_id(BATCH, 2), 2, "dp", 0).timings_ms == {}
+
+
 def test_a_result_saved_without_the_parse_is_refused_from_llm() -> None:
     old = saved()
     del old["predicates"]

@@ -21,18 +21,13 @@ from services.llm.service import make_process as events_process
 from services.ner.service import make_process as ner_process
 
 
-def chains_events(settings: Settings) -> bool:
-    """Whether the chain includes the events stage (else the llm service runs it)."""
-    return settings.llm_backend == "rules"
-
-
 def run(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
     nlp = load_pipeline(settings.spacy_model)
     model = pipeline_id(nlp)
     then = [Step(Stage.DP, topics.ner, dp_process(nlp), model)]
     target = topics.dp
-    if chains_events(settings):
+    if Stage.LLM.value in settings.chained_stages:  # else the llm service runs it
         then.append(Step(Stage.LLM, topics.dp, events_process(build_backend(settings)),
                          settings.llm_backend))
         target = topics.events

@@ -184,7 +184,6 @@ class StageRunner:
         self.settings = settings
         self.service = service or stage.value
         self.tracing = tracing or Tracing(settings, self.service)
-        self.stage = stage
         self.steps = [Step(stage, source, process, model), *then]
         self.fused = fused if self.steps[1:] else None
         self.entry = {step.source: i for i, step in enumerate(self.steps)}
@@ -238,12 +237,11 @@ class StageRunner:
             value = failure.model_dump_json().encode()
         self._send(self.failed_topic, f"{failure.job_id}/{failure.doc_id}", value, span)
 
-    def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str,
-                span: DocSpan = NO_SPAN, stage: Stage | None = None) -> None:
-        """A document failed at `stage` (the first of the chain by default), `raw` being
-        that stage's input: transient failures wait on the stage's retry topic while the
-        budget lasts; the rest are failure records with the input as payload."""
-        stage = stage or self.stage
+    def _failed(self, doc: DocumentMessage, raw: bytes, exc: Exception | str, span: DocSpan,
+                stage: Stage) -> None:
+        """A document failed at `stage`, `raw` being that stage's input: transient failures
+        wait on the stage's retry topic while the budget lasts; the rest are failure records
+        with the input as payload."""
         error = exc if isinstance(exc, str) else describe(exc)
         payload = DocumentMessage.model_validate_json(raw)  # the input, before any change
         s = self.settings
@@ -268,18 +266,20 @@ class StageRunner:
         self._fail(failure_of(doc, stage, error, payload, s.replay_max_failures), span)
 
     def _poisoned(self, msg: Message, exc: Exception) -> None:
-        failure = failure_for_undecodable(msg.value(), self._step_of(msg).stage, exc)
+        failure = failure_for_undecodable(msg.value(), self.steps[self._entry_of(msg)].stage,
+                                          exc)
         failure.error = f"handling the message raised {describe(exc)}"
         self._fail(failure)
 
-    def _step_of(self, msg: Message) -> Step:
-        return self.steps[self.entry.get(msg.topic() or "", 0)]
+    def _entry_of(self, msg: Message) -> int:
+        """The position in the chain of the stage whose topic the message came from."""
+        return self.entry.get(msg.topic() or "", 0)
 
     def handle(self, msgs: list[Message]) -> None:
         # Per entry stage, in the order consumed.
         entries: dict[int, list[tuple[DocumentMessage, bytes, Headers | None]]] = {}
         for msg in msgs:
-            entry = self.entry.get(msg.topic() or "", 0)
+            entry = self._entry_of(msg)
             try:
                 doc = decode_document(msg.value())
             except (ValueError, ValidationError) as exc:
